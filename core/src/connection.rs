@@ -1,0 +1,515 @@
+//! One TCP connection as a pure state machine: lifecycle, half-close, backpressure, timers.
+//!
+//! See the crate docs for the driving contract. Every state change goes through
+//! [`Connection::close_with`], [`Connection::begin_fin`] or the `handle_*` inputs, so the
+//! transitions are few and each one is tested in `tests/`.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::error::{CloseError, SocketError, WriteError};
+use crate::sink::{Sink, DEFAULT_HIGH_WATER_MARK};
+use crate::timer::IdleTimer;
+
+/// How long `end()` waits for the peer's FIN after ours before closing anyway.
+pub const DEFAULT_END_LINGER: Duration = Duration::from_secs(10);
+
+/// Per-connection settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionConfig {
+    /// Most bytes buffered for sending before `write` refuses more.
+    pub high_water_mark: usize,
+    /// Keep the socket writable after the peer's FIN (`true`), or end it once pending bytes are
+    /// flushed (`false`, the default, as in Bun and Node).
+    pub allow_half_open: bool,
+    /// How long `end()` waits for the peer's FIN after sending ours.
+    pub end_linger: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            allow_half_open: false,
+            end_linger: DEFAULT_END_LINGER,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Sets [`high_water_mark`](Self::high_water_mark).
+    pub fn high_water_mark(mut self, bytes: usize) -> Self {
+        self.high_water_mark = bytes.max(1);
+        self
+    }
+    /// Sets [`allow_half_open`](Self::allow_half_open).
+    pub fn allow_half_open(mut self, allow: bool) -> Self {
+        self.allow_half_open = allow;
+        self
+    }
+    /// Sets [`end_linger`](Self::end_linger).
+    pub fn end_linger(mut self, linger: Duration) -> Self {
+        self.end_linger = linger;
+        self
+    }
+}
+
+/// What the connection asks its handlers to see, in order. Data is not an event: the driver
+/// hands read bytes to the `data` handler directly, without a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The socket is open (always first).
+    Open,
+    /// A write was refused or short earlier, and everything buffered has now been written.
+    Drain,
+    /// The peer sent FIN (at most once).
+    End,
+    /// The idle timeout passed (once per arm).
+    Timeout,
+    /// A handler failed; the socket closes right after.
+    Error(SocketError),
+    /// The socket closed (exactly once, always last); `None` for a clean close.
+    Close(Option<CloseError>),
+}
+
+/// What the adapter does with the OS socket once the connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseAction {
+    /// Close the descriptor normally.
+    Graceful,
+    /// Reset the connection: set `SO_LINGER` to zero, then close (`terminate`).
+    Reset,
+}
+
+/// The lifecycle phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Closed(CloseAction),
+}
+
+/// Our sending direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendState {
+    /// Writes are accepted.
+    Open,
+    /// `end`/`shutdown`/`close` was called: flush what was accepted, then send FIN.
+    Flushing,
+    /// FIN was handed to the adapter.
+    FinSent,
+}
+
+/// How the connection closes once our FIN is out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FinMode {
+    /// `shutdown()`: half-close, keep reading until the peer's FIN, however long it takes.
+    HalfClose,
+    /// `end()`: keep reading until the peer's FIN, but at most `end_linger`.
+    Linger,
+    /// `close()`: close as soon as the FIN is out; stop reading now.
+    Close,
+}
+
+/// The bound on a graceful close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linger {
+    Off,
+    /// Armed by an operation that had no fresh `now` (a handle, say): starts at the next input.
+    Pending,
+    At(Instant),
+}
+
+/// One connection's state machine. Feed it with `handle_*`, act on it with the user
+/// operations, drain it with [`poll_event`](Self::poll_event),
+/// [`io_slices`](Self::io_slices) / [`poll_fin`](Self::poll_fin),
+/// [`poll_timeout`](Self::poll_timeout) and [`close_action`](Self::close_action).
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    phase: Phase,
+    send: SendState,
+    fin_mode: FinMode,
+    /// The peer's FIN arrived.
+    recv_finished: bool,
+    paused: bool,
+    sink: Sink,
+    events: VecDeque<Event>,
+    idle: IdleTimer,
+    linger: Linger,
+    /// A write was refused or short and `drain` has not fired since.
+    drain_owed: bool,
+    /// `End` was handed out with `allow_half_open` off: end our side once the handler returned.
+    end_after_end_event: bool,
+    bytes_accepted: u64,
+}
+
+impl Connection {
+    /// A connection that has just been accepted or connected at `now`; `Open` is queued.
+    pub fn new(config: ConnectionConfig, now: Instant) -> Self {
+        let mut events = VecDeque::with_capacity(4);
+        events.push_back(Event::Open);
+        Connection {
+            sink: Sink::with_high_water_mark(config.high_water_mark),
+            config,
+            phase: Phase::Open,
+            send: SendState::Open,
+            fin_mode: FinMode::HalfClose,
+            recv_finished: false,
+            paused: false,
+            events,
+            idle: IdleTimer::new(now),
+            linger: Linger::Off,
+            drain_owed: false,
+            end_after_end_event: false,
+            bytes_accepted: 0,
+        }
+    }
+
+    // ----- predicates -----
+
+    /// Whether the socket is closed (the `Close` event may still be queued).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed(_))
+    }
+
+    /// Whether `write` can accept bytes now or later (the write side is open).
+    pub fn may_send(&self) -> bool {
+        !self.is_closed() && self.send == SendState::Open
+    }
+
+    /// Whether incoming bytes are still delivered (open, peer has not sent FIN, not closing).
+    pub fn may_recv(&self) -> bool {
+        !self.is_closed() && !self.recv_finished && self.fin_mode != FinMode::Close
+    }
+
+    /// Whether reading is paused by the user.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Whether the adapter should read from the socket now. While `close()` flushes, reads
+    /// continue and are discarded, so two sides closing at once cannot block each other.
+    pub fn wants_read(&self) -> bool {
+        !self.is_closed()
+            && !self.recv_finished
+            && (!self.paused || self.fin_mode == FinMode::Close)
+    }
+
+    /// Whether the adapter has bytes or a FIN to send.
+    pub fn wants_write(&self) -> bool {
+        !self.is_closed() && (!self.sink.is_empty() || self.send == SendState::Flushing)
+    }
+
+    /// Bytes accepted and not yet written to the OS.
+    pub fn buffered_amount(&self) -> usize {
+        self.sink.len()
+    }
+
+    /// Total bytes accepted by writes since the connection opened (Bun's `bytesWritten`).
+    pub fn bytes_accepted(&self) -> u64 {
+        self.bytes_accepted
+    }
+
+    /// The configured high-water mark.
+    pub fn high_water_mark(&self) -> usize {
+        self.sink.high_water_mark()
+    }
+
+    /// The settings this connection runs with.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    // ----- user operations (called from handlers and handles) -----
+
+    /// Accepts as much of `data` as fits under the high-water mark; `Ok(0)` means
+    /// backpressure: `drain` fires once everything buffered is written.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.check_writable()?;
+        let n = self.sink.write(data);
+        self.accepted(n, data.len())
+    }
+
+    /// Like [`write`](Self::write) for an owned buffer, queued without a copy when large.
+    pub fn write_bytes(&mut self, data: Bytes) -> Result<usize, WriteError> {
+        self.check_writable()?;
+        let len = data.len();
+        let n = self.sink.write_bytes(data);
+        self.accepted(n, len)
+    }
+
+    fn check_writable(&self) -> Result<(), WriteError> {
+        match (self.phase, self.send) {
+            (Phase::Closed(_), _) => Err(WriteError::Closed),
+            (Phase::Open, SendState::Open) => Ok(()),
+            (Phase::Open, _) => Err(WriteError::Ended),
+        }
+    }
+
+    fn accepted(&mut self, n: usize, offered: usize) -> Result<usize, WriteError> {
+        if n < offered {
+            self.drain_owed = true;
+        }
+        self.bytes_accepted += n as u64;
+        Ok(n)
+    }
+
+    /// Flushes every accepted byte, sends FIN, keeps delivering data until the peer's FIN
+    /// (at most `end_linger`), then closes.
+    pub fn end(&mut self) {
+        self.begin_fin(FinMode::Linger);
+    }
+
+    /// Half-close: flushes every accepted byte, sends FIN, keeps reading; closes when the
+    /// peer's FIN arrives.
+    pub fn shutdown(&mut self) {
+        self.begin_fin(FinMode::HalfClose);
+    }
+
+    /// Flushes every accepted byte, sends FIN and closes without waiting for the peer; no more
+    /// data is delivered.
+    pub fn close(&mut self) {
+        self.begin_fin(FinMode::Close);
+    }
+
+    /// Closes at once with a reset; buffered bytes are dropped.
+    pub fn terminate(&mut self) {
+        self.close_with(None, CloseAction::Reset);
+    }
+
+    /// Stops reading: no `data` until [`resume`](Self::resume); the kernel queues the bytes.
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Resumes reading after [`pause`](Self::pause).
+    pub fn resume(&mut self) {
+        self.paused = false;
+    }
+
+    /// Arms the idle timeout (zero disarms): `Timeout` fires once after `duration` without
+    /// reads or writes. It does not close the socket.
+    pub fn set_timeout(&mut self, duration: Duration) {
+        if !self.is_closed() {
+            self.idle.set(duration);
+        }
+    }
+
+    /// Changes the high-water mark for later writes.
+    pub fn set_high_water_mark(&mut self, bytes: usize) {
+        self.sink.set_high_water_mark(bytes);
+    }
+
+    fn begin_fin(&mut self, mode: FinMode) {
+        if self.is_closed() {
+            return;
+        }
+        // A stronger request wins: close > linger > half-close.
+        let rank = |m: FinMode| match m {
+            FinMode::HalfClose => 0,
+            FinMode::Linger => 1,
+            FinMode::Close => 2,
+        };
+        if self.send == SendState::Open || rank(mode) > rank(self.fin_mode) {
+            self.fin_mode = mode;
+        }
+        if mode == FinMode::Close && self.linger == Linger::Off {
+            self.linger = Linger::Pending;
+        }
+        match self.send {
+            SendState::Open => self.send = SendState::Flushing,
+            SendState::Flushing => {}
+            SendState::FinSent => self.after_fin_sent(None),
+        }
+    }
+
+    // ----- adapter inputs -----
+
+    /// `n` bytes were read at `now`; returns whether to deliver them to `data`.
+    pub fn handle_read(&mut self, now: Instant, n: usize) -> bool {
+        if n == 0 || !self.may_recv() {
+            return false;
+        }
+        self.idle.activity(now);
+        true
+    }
+
+    /// The peer's FIN arrived (a read returned 0).
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.idle.observe(now);
+        if self.is_closed() || self.recv_finished {
+            return;
+        }
+        self.recv_finished = true;
+        if self.fin_mode == FinMode::Close && self.send != SendState::Open {
+            // close() already stopped delivery; the peer's FIN changes nothing.
+            return;
+        }
+        self.events.push_back(Event::End);
+        if self.send == SendState::FinSent {
+            self.close_with(None, CloseAction::Graceful);
+        }
+    }
+
+    /// The OS accepted `n` bytes from [`io_slices`](Self::io_slices) at `now`.
+    pub fn handle_written(&mut self, now: Instant, n: usize) {
+        if self.is_closed() {
+            return;
+        }
+        self.sink.consume(n);
+        if n > 0 {
+            self.idle.activity(now);
+        }
+        if self.drain_owed && self.sink.is_empty() && self.send == SendState::Open {
+            self.drain_owed = false;
+            self.events.push_back(Event::Drain);
+        }
+    }
+
+    /// A read, write or shutdown on the socket failed.
+    pub fn handle_io_error(&mut self, now: Instant, error: &std::io::Error) {
+        self.idle.observe(now);
+        self.close_with(Some(CloseError::from_io(error)), CloseAction::Graceful);
+    }
+
+    /// A handler panicked: queue `Error`, then close (buffered bytes are dropped).
+    pub fn handle_panic(&mut self, handler: &'static str, message: String) {
+        if self.is_closed() {
+            return;
+        }
+        self.events
+            .push_back(Event::Error(SocketError::HandlerPanicked {
+                handler,
+                message: message.clone(),
+            }));
+        self.close_with(
+            Some(CloseError::HandlerPanicked(message)),
+            CloseAction::Graceful,
+        );
+    }
+
+    /// Time passed: fires expired timers. Call it on every wake-up, before the other inputs.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if self.idle.expire(now) {
+            self.events.push_back(Event::Timeout);
+        }
+        self.observe_linger(now);
+        if matches!(self.linger, Linger::At(deadline) if deadline <= now) {
+            if self.send == SendState::FinSent {
+                // end(): the peer never answered our FIN; everything we accepted was sent.
+                self.close_with(None, CloseAction::Graceful);
+            } else {
+                // close(): the peer would not take our bytes; give up on them with a reset.
+                self.close_with(Some(CloseError::TimedOut), CloseAction::Reset);
+            }
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next event for the handlers. Consequences of an event (such as ending our side
+    /// after `End` when half-open is off) apply when the next one is asked for, so writes made
+    /// by the handler still go out.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.end_after_end_event {
+            self.end_after_end_event = false;
+            self.begin_fin(FinMode::HalfClose);
+        }
+        let event = self.events.pop_front();
+        if event == Some(Event::End) && !self.config.allow_half_open {
+            self.end_after_end_event = true;
+        }
+        event
+    }
+
+    /// Slices of every buffered byte, oldest first, for one vectored write.
+    pub fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
+        self.sink.io_slices(out)
+    }
+
+    /// Returns true once, when every accepted byte is written and the adapter must now shut
+    /// down the write side (send FIN).
+    pub fn poll_fin(&mut self, now: Instant) -> bool {
+        // Arm what operations of the last dispatch left pending, with this fresh time.
+        self.idle.observe(now);
+        self.observe_linger(now);
+        if self.is_closed() || self.send != SendState::Flushing || !self.sink.is_empty() {
+            return false;
+        }
+        self.after_fin_sent(Some(now));
+        true
+    }
+
+    fn after_fin_sent(&mut self, now: Option<Instant>) {
+        self.send = SendState::FinSent;
+        self.drain_owed = false;
+        if self.recv_finished || self.fin_mode == FinMode::Close {
+            self.close_with(None, CloseAction::Graceful);
+        } else if self.fin_mode == FinMode::Linger && self.linger == Linger::Off {
+            self.linger = Linger::Pending;
+        }
+        if let Some(now) = now {
+            self.observe_linger(now);
+        }
+    }
+
+    fn observe_linger(&mut self, now: Instant) {
+        if self.linger == Linger::Pending {
+            self.linger = Linger::At(now + self.config.end_linger);
+        }
+    }
+
+    fn idle_last_seen(&self) -> Instant {
+        self.idle.last_activity()
+    }
+
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        let linger = match self.linger {
+            Linger::At(deadline) => Some(deadline),
+            // Arm it at once: the adapter calls `handle_timeout` with a fresh `now`.
+            Linger::Pending => Some(self.idle_last_seen()),
+            Linger::Off => None,
+        };
+        match (self.idle.deadline(), linger) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Once closed: what to do with the OS socket.
+    pub fn close_action(&self) -> Option<CloseAction> {
+        match self.phase {
+            Phase::Closed(action) => Some(action),
+            Phase::Open => None,
+        }
+    }
+
+    /// The one transition into `Closed`: queues `Close` (last), drops buffers and timers.
+    fn close_with(&mut self, error: Option<CloseError>, action: CloseAction) {
+        if self.is_closed() {
+            return;
+        }
+        self.phase = Phase::Closed(action);
+        self.end_after_end_event = false;
+        self.sink.clear();
+        self.sink.shrink();
+        self.idle.disarm();
+        self.linger = Linger::Off;
+        self.events.push_back(Event::Close(error));
+    }
+}

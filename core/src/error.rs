@@ -1,0 +1,259 @@
+//! Typed errors: one small enum per operation, each convertible to [`std::io::Error`].
+
+use std::io;
+
+/// Why a [`write`](crate::Socket::write) (or `end` with data) was refused.
+///
+/// A write that is merely backpressured is not an error: it returns `Ok(0)` (or a short count)
+/// and `drain` fires once there is room again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The write side was closed by `end`, `shutdown` or `close` (or by the peer's FIN when
+    /// `allow_half_open` is off); nothing more can be sent.
+    #[error("socket write side has ended")]
+    Ended,
+    /// The socket is closed.
+    #[error("socket is closed")]
+    Closed,
+}
+
+impl From<WriteError> for io::Error {
+    fn from(e: WriteError) -> Self {
+        let kind = match e {
+            WriteError::Ended => io::ErrorKind::BrokenPipe,
+            WriteError::Closed => io::ErrorKind::NotConnected,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Why a socket closed, passed to the `close` handler (`None` there means a clean close).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseError {
+    /// The peer reset the connection (ECONNRESET).
+    #[error("connection reset by peer")]
+    Reset,
+    /// The peer had already closed when we wrote (EPIPE).
+    #[error("broken pipe")]
+    BrokenPipe,
+    /// The operating system timed the connection out (for example TCP keep-alive).
+    #[error("connection timed out")]
+    TimedOut,
+    /// A handler panicked; the socket was closed after its `error` handler ran.
+    #[error("a handler panicked: {0}")]
+    HandlerPanicked(String),
+    /// Any other IO failure, with the OS error code when there was one.
+    #[error("io error: {kind} (os error {code:?})")]
+    Io {
+        /// The error's kind.
+        kind: io::ErrorKind,
+        /// The raw OS error code, if any.
+        code: Option<i32>,
+    },
+}
+
+impl CloseError {
+    /// Classifies an IO error from a read, write or shutdown on the socket.
+    pub fn from_io(err: &io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => CloseError::Reset,
+            io::ErrorKind::BrokenPipe => CloseError::BrokenPipe,
+            io::ErrorKind::TimedOut => CloseError::TimedOut,
+            kind => CloseError::Io {
+                kind,
+                code: err.raw_os_error(),
+            },
+        }
+    }
+
+    /// The [`io::ErrorKind`] closest to this error.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            CloseError::Reset => io::ErrorKind::ConnectionReset,
+            CloseError::BrokenPipe => io::ErrorKind::BrokenPipe,
+            CloseError::TimedOut => io::ErrorKind::TimedOut,
+            CloseError::HandlerPanicked(_) => io::ErrorKind::Other,
+            CloseError::Io { kind, .. } => *kind,
+        }
+    }
+}
+
+impl From<CloseError> for io::Error {
+    fn from(e: CloseError) -> Self {
+        io::Error::new(e.kind(), e)
+    }
+}
+
+/// An error reported to the `error` handler. The socket is closed right after it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    /// The named handler panicked with the given message.
+    #[error("the `{handler}` handler panicked: {message}")]
+    HandlerPanicked {
+        /// Which handler (`"open"`, `"data"`, ...).
+        handler: &'static str,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+}
+
+impl From<SocketError> for io::Error {
+    fn from(e: SocketError) -> Self {
+        io::Error::other(e)
+    }
+}
+
+/// Why a client connect failed; passed to `connect_error` and returned by `connect`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Nothing listens there (ECONNREFUSED).
+    #[error("connection refused by {target}")]
+    Refused {
+        /// What was connected to (`host:port` or a Unix path).
+        target: String,
+    },
+    /// The host name did not resolve to any address.
+    #[error("host not found: {host}")]
+    HostNotFound {
+        /// The host name as given.
+        host: String,
+    },
+    /// The Unix socket path does not exist (ENOENT).
+    #[error("unix socket path not found: {path}")]
+    PathNotFound {
+        /// The path as given.
+        path: String,
+    },
+    /// The connect did not complete in time.
+    #[error("connect to {target} timed out")]
+    TimedOut {
+        /// What was connected to.
+        target: String,
+    },
+    /// The options were invalid (the named field and the problem).
+    #[error("invalid connect option `{field}`: {problem}")]
+    InvalidOption {
+        /// The option's name.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Any other IO failure.
+    #[error("connect to {target} failed: {kind} (os error {code:?})")]
+    Io {
+        /// What was connected to.
+        target: String,
+        /// The error's kind.
+        kind: io::ErrorKind,
+        /// The raw OS error code, if any.
+        code: Option<i32>,
+    },
+}
+
+impl ConnectError {
+    /// Classifies the IO error of a failed connect to `target`.
+    pub fn from_io(err: &io::Error, target: &str) -> Self {
+        let target = target.to_owned();
+        match err.kind() {
+            io::ErrorKind::ConnectionRefused => ConnectError::Refused { target },
+            io::ErrorKind::NotFound => ConnectError::PathNotFound { path: target },
+            io::ErrorKind::TimedOut => ConnectError::TimedOut { target },
+            kind => ConnectError::Io {
+                target,
+                kind,
+                code: err.raw_os_error(),
+            },
+        }
+    }
+
+    /// The [`io::ErrorKind`] closest to this error.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            ConnectError::Refused { .. } => io::ErrorKind::ConnectionRefused,
+            ConnectError::HostNotFound { .. } | ConnectError::PathNotFound { .. } => {
+                io::ErrorKind::NotFound
+            }
+            ConnectError::TimedOut { .. } => io::ErrorKind::TimedOut,
+            ConnectError::InvalidOption { .. } => io::ErrorKind::InvalidInput,
+            ConnectError::Io { kind, .. } => *kind,
+        }
+    }
+}
+
+impl From<ConnectError> for io::Error {
+    fn from(e: ConnectError) -> Self {
+        io::Error::new(e.kind(), e)
+    }
+}
+
+/// Why `listen` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenError {
+    /// The address (or Unix path) is already in use (EADDRINUSE). A Unix path is never
+    /// unlinked for you.
+    #[error("address in use: {target}")]
+    AddrInUse {
+        /// The address or path.
+        target: String,
+    },
+    /// The host name did not resolve.
+    #[error("host not found: {host}")]
+    HostNotFound {
+        /// The host name as given.
+        host: String,
+    },
+    /// The options were invalid (the named field and the problem).
+    #[error("invalid listen option `{field}`: {problem}")]
+    InvalidOption {
+        /// The option's name.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Any other IO failure while binding or listening.
+    #[error("listen on {target} failed: {kind} (os error {code:?})")]
+    Io {
+        /// The address or path.
+        target: String,
+        /// The error's kind.
+        kind: io::ErrorKind,
+        /// The raw OS error code, if any.
+        code: Option<i32>,
+    },
+}
+
+impl ListenError {
+    /// Classifies the IO error of a failed bind or listen on `target`.
+    pub fn from_io(err: &io::Error, target: &str) -> Self {
+        let target = target.to_owned();
+        match err.kind() {
+            io::ErrorKind::AddrInUse => ListenError::AddrInUse { target },
+            kind => ListenError::Io {
+                target,
+                kind,
+                code: err.raw_os_error(),
+            },
+        }
+    }
+
+    /// The [`io::ErrorKind`] closest to this error.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            ListenError::AddrInUse { .. } => io::ErrorKind::AddrInUse,
+            ListenError::HostNotFound { .. } => io::ErrorKind::NotFound,
+            ListenError::InvalidOption { .. } => io::ErrorKind::InvalidInput,
+            ListenError::Io { kind, .. } => *kind,
+        }
+    }
+}
+
+impl From<ListenError> for io::Error {
+    fn from(e: ListenError) -> Self {
+        io::Error::new(e.kind(), e)
+    }
+}

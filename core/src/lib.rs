@@ -1,0 +1,123 @@
+//! The sans-IO core of sansock: every rule of a Bun-style TCP socket, with no IO.
+//!
+//! `sansock-core` holds pure state machines. It never opens a socket, reads a clock, spawns a
+//! thread or depends on an async runtime; the adapters (`sansock-tokio`, ...) move bytes and
+//! readiness between the OS and this crate. Lifecycle, ordering, backpressure, half-close and
+//! timeouts are decided here, once, and tested deterministically in memory.
+//!
+//! # Layers
+//!
+//! - [`Connection`]: one connection as a plain `&mut` state machine (inputs `handle_*`, user
+//!   operations, outputs `poll_*`). No handlers, no locks.
+//! - [`Driver`]: what an adapter's IO task owns for one socket. It wraps the connection in a
+//!   small shared state (so [`SocketHandle`]s can write from anywhere), owns the user data and
+//!   runs the [`Handler`] for each event, catching panics.
+//! - [`ListenerShared`]: a listener's live sockets, `stop`, `reload` and ref/unref.
+//! - [`Sink`]: the send buffer with a high-water mark, also usable on its own.
+//!
+//! # The driving contract (how to write an adapter)
+//!
+//! **Creating.** For an accepted socket call [`ListenerShared::accept`]`(now, addrs, data)`; it
+//! returns `None` if the listener was stopped (drop the socket). For a connected client call
+//! [`Driver::connected`]. Either way `Open` is queued: call [`Driver::dispatch`] to run `open`.
+//! For a failed connect, call [`report_connect_error`] instead; never create a driver.
+//!
+//! **One turn of the IO loop**, repeated until [`Driver::close_action`] is `Some`:
+//! 1. `now = Instant::now()`; [`Driver::handle_timeout`]`(now)`. Time only enters as these
+//!    arguments; the core never reads a clock.
+//! 2. While [`Driver::interest`]`().read` and the socket is readable: read into a buffer (it
+//!    may be shared by every socket of the thread: the core never keeps it) and call
+//!    [`Driver::handle_read`]`(now, &buf[..n])`; on `n == 0` call [`Driver::handle_eof`]; on an
+//!    error call [`Driver::handle_io_error`]. Cap the reads per turn so one busy socket cannot
+//!    starve the others.
+//! 3. [`Driver::transmit`]`(now, write)`: the core hands `write` slices of every buffered byte
+//!    (everything written during the dispatches of this turn: automatic corking) for one
+//!    vectored write; `write` returns `None` when the socket would block. Then if
+//!    [`Driver::poll_fin`]`(now)` is true, shut down the write side (send FIN).
+//! 4. Apply [`Driver::take_options`] (`TCP_NODELAY`, keep-alive) to the OS socket.
+//! 5. If [`Driver::close_action`] is `Some`, drop the socket (with `SO_LINGER` 0 first for
+//!    [`CloseAction::Reset`]) and end the task.
+//! 6. Otherwise [`Driver::register_waker`]`(cx.waker())` and wait until one of: readable (if
+//!    `interest.read`), writable (if `interest.write`), `interest.deadline`, or the waker is
+//!    woken (a handle wrote, or the listener was stopped).
+//!
+//! Every input dispatches the events it causes before returning, in order: `open` first,
+//! `close` exactly once and last, nothing after it. Handlers run with no lock held, so a
+//! handler may write to any other socket.
+//!
+//! **Listeners.** The accept task polls [`ListenerShared::poll_stopped`] next to its accept;
+//! once stopped it closes the OS listener. [`ListenerShared::stop`]`(true)` asks every live
+//! socket to close; `reload` swaps the handlers of live and future sockets.
+//! [`RefCounter`] counts referenced listeners and sockets; `idle()` resolves when none is left.
+//!
+//! # Where sansock differs from Bun 1.4 (and why)
+//!
+//! - **`write` buffers.** Bun writes straight to the kernel and returns 0 once it is full; the
+//!   caller must keep the rest. sansock accepts up to the high-water mark (256 KiB by
+//!   default), returns how much it accepted, sends every accepted byte, and fires `drain` once
+//!   everything buffered has been written after a refused or short write.
+//! - **Automatic corking.** All writes made during one dispatch go out in one vectored write.
+//! - **`end()` is graceful.** Bun's `end()` on plain TCP closes at once (and drops unsent data);
+//!   sansock flushes, sends FIN, keeps delivering data until the peer's FIN (at most the end
+//!   linger, 10 s by default) and then closes. `close()` flushes and closes without waiting.
+//! - **`end` fires on every peer FIN** (once), also after our own `shutdown()`; Bun skips it
+//!   there.
+//! - **The idle timeout is Node's.** Bun sweeps timeouts every 4 s and ignores IO; sansock's
+//!   timeout is precise to the millisecond, is pushed back by reads and writes, fires once
+//!   per arm and never closes the socket.
+//! - **A panicking handler closes its socket** (after `error`), including in `data`, where Bun
+//!   keeps the socket open; a socket whose handler is broken should not keep serving.
+//! - **`stop(true)` is asynchronous**: each socket flushes and closes on its own task, so
+//!   `close` handlers run after `stop` returns, not inside it.
+//!
+//! # Example: driving a connection by hand
+//!
+//! ```
+//! use std::time::Instant;
+//! use sansock_core::{Connection, ConnectionConfig, Event};
+//! let now = Instant::now();
+//! let mut conn = Connection::new(ConnectionConfig::default(), now);
+//! assert_eq!(conn.poll_event(), Some(Event::Open));
+//! assert_eq!(conn.write(b"hello"), Ok(5));
+//! let mut slices = [std::io::IoSlice::new(&[]); 8];
+//! let n = conn.io_slices(&mut slices);
+//! assert_eq!(&*slices[0], b"hello");
+//! let _ = n;
+//! conn.handle_written(now, 5); // the OS took all five bytes
+//! conn.handle_eof(now);        // the peer sent FIN
+//! assert_eq!(conn.poll_event(), Some(Event::End));
+//! assert_eq!(conn.poll_event(), None); // half-open off: our side now ends
+//! assert!(conn.poll_fin(now));         // adapter: shutdown(Write)
+//! assert_eq!(conn.poll_event(), Some(Event::Close(None)));
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod addr;
+mod connection;
+mod driver;
+mod error;
+mod handler;
+mod listener;
+mod options;
+mod refs;
+mod sink;
+mod socket;
+mod timer;
+
+pub use addr::{Addr, SocketAddrs};
+pub use connection::{CloseAction, Connection, ConnectionConfig, Event, DEFAULT_END_LINGER};
+pub use driver::{report_connect_error, Driver, Interest};
+pub use error::{CloseError, ConnectError, ListenError, SocketError, WriteError};
+pub use handler::Handler;
+pub use listener::ListenerShared;
+pub use options::{ConnectOptions, DataFactory, Endpoint, ListenOptions, MAX_UNIX_PATH};
+pub use refs::{Idle, RefCounter, RefGuard};
+pub use sink::{Sink, DEFAULT_HIGH_WATER_MARK};
+pub use socket::{Corked, Socket, SocketHandle, SocketOption};
+
+pub use bytes::Bytes;
+
+#[cfg(feature = "sim")]
+pub mod sim;

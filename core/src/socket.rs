@@ -1,0 +1,303 @@
+//! The socket as handlers and handles see it, and the state they share with the IO task.
+//!
+//! The connection sits behind one mutex that is only ever held for the length of a single
+//! operation, never while a handler runs. A handler of one socket can therefore write to any
+//! other socket (a chat broadcast) without lock-order deadlocks.
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::addr::SocketAddrs;
+use crate::connection::Connection;
+use crate::error::WriteError;
+use crate::handler::Handler;
+use crate::listener::ListenerShared;
+use crate::refs::RefGuard;
+
+/// A socket option the IO task applies to the OS socket (the core cannot touch it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SocketOption {
+    /// `TCP_NODELAY`.
+    NoDelay(bool),
+    /// `SO_KEEPALIVE`, with the idle time before the first probe when enabled.
+    KeepAlive(Option<Duration>),
+}
+
+pub(crate) struct SharedState<D> {
+    pub(crate) conn: Connection,
+    pub(crate) handler: Arc<dyn Handler<Data = D>>,
+    /// The IO task's waker, woken when a handle changes something the task must act on.
+    pub(crate) waker: Option<Waker>,
+    pub(crate) options: Vec<SocketOption>,
+    pub(crate) ref_guard: Option<RefGuard>,
+}
+
+/// What a socket's handles, handlers and IO task share.
+pub(crate) struct Shared<D> {
+    pub(crate) state: Mutex<SharedState<D>>,
+    pub(crate) addrs: SocketAddrs,
+    /// The listener that accepted this socket, and its id there.
+    pub(crate) listener: Option<(Weak<ListenerShared<D>>, u64)>,
+}
+
+impl<D> Shared<D> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SharedState<D>> {
+        // No code panics while holding this lock, but be robust if it ever does.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` on the state, then wakes the IO task if asked (writes from outside a dispatch
+    /// must be flushed by it).
+    fn with<R>(&self, wake: bool, op: impl FnOnce(&mut SharedState<D>) -> R) -> R {
+        let mut state = self.lock();
+        let r = op(&mut state);
+        let waker = if wake { state.waker.clone() } else { None };
+        drop(state);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        r
+    }
+}
+
+/// The operations common to [`Socket`] and [`SocketHandle`]; `WAKE` says whether the IO task
+/// must be woken to act (it need not be from inside its own handlers: it flushes after them).
+macro_rules! socket_ops {
+    ($wake:expr) => {
+        /// Accepts as much of `data` as fits under the high-water mark and returns how much.
+        /// `Ok(0)` (or a short count) is backpressure: `drain` fires once there is room.
+        /// Every write made during one dispatch goes out in one vectored write.
+        pub fn write(&self, data: &[u8]) -> Result<usize, WriteError> {
+            self.shared().with($wake, |s| s.conn.write(data))
+        }
+
+        /// Like [`write`](Self::write) for an owned buffer: large chunks are queued without a
+        /// copy.
+        pub fn write_bytes(&self, data: Bytes) -> Result<usize, WriteError> {
+            self.shared().with($wake, |s| s.conn.write_bytes(data))
+        }
+
+        /// Writes `data` (as [`write`](Self::write)), then [`end`](Self::end)s; returns how
+        /// much of `data` was accepted. What was not accepted is not sent.
+        pub fn end_with(&self, data: &[u8]) -> Result<usize, WriteError> {
+            self.shared().with($wake, |s| {
+                let n = s.conn.write(data)?;
+                s.conn.end();
+                Ok(n)
+            })
+        }
+
+        /// Graceful end: every accepted byte is flushed, then FIN; incoming data is still
+        /// delivered until the peer's FIN (bounded by the end linger), then the socket closes.
+        /// Unlike Bun, nothing accepted is dropped.
+        pub fn end(&self) {
+            self.shared().with($wake, |s| s.conn.end())
+        }
+
+        /// Half-close: flush, send FIN, keep reading until the peer's FIN.
+        pub fn shutdown(&self) {
+            self.shared().with($wake, |s| s.conn.shutdown())
+        }
+
+        /// Flush, send FIN and close without waiting for the peer.
+        pub fn close(&self) {
+            self.shared().with($wake, |s| s.conn.close())
+        }
+
+        /// Reset the connection now (`SO_LINGER` 0); buffered bytes are dropped.
+        pub fn terminate(&self) {
+            self.shared().with($wake, |s| s.conn.terminate())
+        }
+
+        /// Stop delivering `data` until [`resume`](Self::resume).
+        pub fn pause(&self) {
+            self.shared().with($wake, |s| s.conn.pause())
+        }
+
+        /// Resume delivering `data`.
+        pub fn resume(&self) {
+            self.shared().with($wake, |s| s.conn.resume())
+        }
+
+        /// Arms the idle timeout (zero disarms): `timeout` fires once after `duration` with no
+        /// reads or writes, and the socket stays open.
+        pub fn set_timeout(&self, duration: Duration) {
+            self.shared().with($wake, |s| s.conn.set_timeout(duration))
+        }
+
+        /// Asks the IO task to write what is buffered now. Inside handlers this is implied:
+        /// the task flushes once the dispatch returns.
+        pub fn flush(&self) {
+            self.shared().with(true, |_| ())
+        }
+
+        /// Replaces this socket's handlers; the next event goes to `handler`.
+        pub fn reload(&self, handler: Arc<dyn Handler<Data = D>>) {
+            self.shared().with(false, |s| s.handler = handler)
+        }
+
+        /// Sets `TCP_NODELAY` (on by default: sansock coalesces writes itself). Applied by the
+        /// IO task; a no-op on Unix sockets.
+        pub fn set_nodelay(&self, nodelay: bool) {
+            self.shared().with(true, |s| {
+                s.options
+                    .push(crate::socket::SocketOption::NoDelay(nodelay))
+            })
+        }
+
+        /// Enables TCP keep-alive with the given idle time before the first probe, or disables
+        /// it with `None`. Applied by the IO task.
+        pub fn set_keepalive(&self, idle: Option<Duration>) {
+            self.shared().with(true, |s| {
+                s.options.push(crate::socket::SocketOption::KeepAlive(idle))
+            })
+        }
+
+        /// `ref()` (`true`): this socket keeps [`idle`](crate::RefCounter::idle) waiting while
+        /// open; `unref()` (`false`) opts out.
+        pub fn set_ref(&self, referenced: bool) {
+            self.shared().with(false, |s| {
+                if let Some(g) = s.ref_guard.as_mut() {
+                    g.set_ref(referenced)
+                }
+            })
+        }
+
+        /// Bytes accepted and not yet written to the OS.
+        pub fn buffered_amount(&self) -> usize {
+            self.shared().lock().conn.buffered_amount()
+        }
+
+        /// Total bytes accepted by writes (Bun's `bytesWritten`).
+        pub fn bytes_written(&self) -> u64 {
+            self.shared().lock().conn.bytes_accepted()
+        }
+
+        /// Whether the socket is closed.
+        pub fn is_closed(&self) -> bool {
+            self.shared().lock().conn.is_closed()
+        }
+
+        /// Whether writes are still accepted (not ended, not closed).
+        pub fn is_writable(&self) -> bool {
+            self.shared().lock().conn.may_send()
+        }
+
+        /// Our address.
+        pub fn local_addr(&self) -> &crate::Addr {
+            &self.shared().addrs.local
+        }
+
+        /// The peer's address.
+        pub fn remote_addr(&self) -> &crate::Addr {
+            &self.shared().addrs.remote
+        }
+    };
+}
+
+/// The socket as a handler sees it: the operations of [`SocketHandle`] plus the typed user
+/// data.
+pub struct Socket<'a, D> {
+    pub(crate) shared: &'a Arc<Shared<D>>,
+    pub(crate) data: &'a mut D,
+}
+
+impl<D: Send + 'static> Socket<'_, D> {
+    fn shared(&self) -> &Shared<D> {
+        self.shared
+    }
+
+    socket_ops!(false);
+
+    /// The socket's user data.
+    pub fn data(&self) -> &D {
+        self.data
+    }
+
+    /// The socket's user data, mutably.
+    pub fn data_mut(&mut self) -> &mut D {
+        self.data
+    }
+
+    /// Replaces the user data, returning the old value.
+    pub fn set_data(&mut self, data: D) -> D {
+        std::mem::replace(self.data, data)
+    }
+
+    /// A cloneable, `Send` handle to this socket, usable outside handlers.
+    pub fn handle(&self) -> SocketHandle<D> {
+        SocketHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A cloneable, `Send` handle to a socket, for use outside its handlers (and from other
+/// sockets' handlers). Writes through it follow the same order and backpressure rules as
+/// writes from handlers.
+pub struct SocketHandle<D> {
+    pub(crate) shared: Arc<Shared<D>>,
+}
+
+impl<D> Clone for SocketHandle<D> {
+    fn clone(&self) -> Self {
+        SocketHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Handles are equal when they refer to the same socket.
+impl<D> PartialEq for SocketHandle<D> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<D> Eq for SocketHandle<D> {}
+
+impl<D> std::hash::Hash for SocketHandle<D> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.shared), state)
+    }
+}
+
+impl<D> std::fmt::Debug for SocketHandle<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketHandle")
+            .field("local", &self.shared.addrs.local)
+            .field("remote", &self.shared.addrs.remote)
+            .finish()
+    }
+}
+
+impl<D: Send + 'static> SocketHandle<D> {
+    fn shared(&self) -> &Shared<D> {
+        &self.shared
+    }
+
+    socket_ops!(true);
+
+    /// Runs `f` with the socket's writes held back: everything written inside goes out in one
+    /// vectored write afterwards (an explicit cork scope).
+    pub fn cork<R>(&self, f: impl FnOnce(&mut Corked<'_>) -> R) -> R {
+        self.shared
+            .with(true, |s| f(&mut Corked { conn: &mut s.conn }))
+    }
+}
+
+/// Writes inside a [`SocketHandle::cork`] scope.
+pub struct Corked<'a> {
+    conn: &'a mut Connection,
+}
+
+impl Corked<'_> {
+    /// As [`SocketHandle::write`].
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.conn.write(data)
+    }
+}

@@ -1,0 +1,77 @@
+//! A line-based chat server: every line a client sends goes to every other client, prefixed
+//! with the sender's name. The first line a client sends is its name.
+//! `chat [--host H] [--port P]`.
+
+use std::sync::Mutex;
+
+use sansock_tokio::{listen, CloseError, Handler, ListenOptions, Socket, SocketHandle};
+
+/// Per-socket data: the name (empty until the first line) and a partial line.
+#[derive(Default)]
+struct Member {
+    name: String,
+    partial: Vec<u8>,
+}
+
+/// One handler set for every socket; it owns the room.
+#[derive(Default)]
+struct Chat {
+    room: Mutex<Vec<SocketHandle<Member>>>,
+}
+
+impl Chat {
+    fn broadcast(&self, from: &SocketHandle<Member>, text: &str) {
+        let members = self.room.lock().unwrap().clone();
+        for member in members.iter().filter(|m| *m != from) {
+            // A member that cannot keep up loses lines rather than slowing the room down.
+            let _ = member.write(text.as_bytes());
+        }
+    }
+}
+
+impl Handler for Chat {
+    type Data = Member;
+
+    fn open(&self, socket: &mut Socket<'_, Member>) {
+        self.room.lock().unwrap().push(socket.handle());
+        let _ = socket.write(b"name? ");
+    }
+
+    fn data(&self, socket: &mut Socket<'_, Member>, bytes: &[u8]) {
+        socket.data_mut().partial.extend_from_slice(bytes);
+        while let Some(pos) = socket.data().partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = socket.data_mut().partial.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line).trim().to_owned();
+            let me = socket.handle();
+            if socket.data().name.is_empty() {
+                self.broadcast(&me, &format!("* {line} joined\n"));
+                socket.data_mut().name = line;
+            } else {
+                let name = socket.data().name.clone();
+                self.broadcast(&me, &format!("{name}: {line}\n"));
+            }
+        }
+    }
+
+    fn close(&self, socket: &mut Socket<'_, Member>, _: Option<&CloseError>) {
+        let me = socket.handle();
+        self.room.lock().unwrap().retain(|m| *m != me);
+        let name = socket.data().name.clone();
+        if !name.is_empty() {
+            self.broadcast(&me, &format!("* {name} left\n"));
+        }
+    }
+}
+
+fn main() {
+    let host = sansock_examples::flag("host").unwrap_or_else(|| "127.0.0.1".to_owned());
+    let port: u16 = sansock_examples::flag("port").map_or(0, |p| p.parse().expect("--port"));
+    let rt = sansock_examples::tokio_runtime();
+    rt.block_on(async {
+        let listener = listen(ListenOptions::tcp(host, port), Chat::default())
+            .await
+            .expect("listen");
+        println!("listening on {}", listener.local_addr());
+        sansock_tokio::idle().await;
+    });
+}

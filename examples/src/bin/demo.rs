@@ -1,0 +1,103 @@
+//! A server and a client in one process on loopback: they exchange a few messages and print
+//! every handler call as it happens, then exit.
+
+use std::time::Duration;
+
+use sansock_tokio::{connect, listen, CloseError, ConnectOptions, Handler, ListenOptions, Socket};
+
+/// The server: greets each client, answers each line in upper case, says goodbye on "quit".
+struct Server;
+
+impl Handler for Server {
+    /// How many lines this connection sent.
+    type Data = u32;
+
+    fn open(&self, socket: &mut Socket<'_, u32>) {
+        println!("server  open    from {}", socket.remote_addr());
+        let _ = socket.write(b"welcome\n");
+    }
+
+    fn data(&self, socket: &mut Socket<'_, u32>, bytes: &[u8]) {
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            *socket.data_mut() += 1;
+            println!(
+                "server  data    {:?} (line {})",
+                String::from_utf8_lossy(line),
+                socket.data()
+            );
+            if line == b"quit" {
+                let _ = socket.write(b"bye\n");
+                socket.end();
+                return;
+            }
+            let mut reply = line.to_ascii_uppercase();
+            reply.push(b'\n');
+            let _ = socket.write(&reply);
+        }
+    }
+
+    fn end(&self, _: &mut Socket<'_, u32>) {
+        println!("server  end");
+    }
+
+    fn close(&self, socket: &mut Socket<'_, u32>, error: Option<&CloseError>) {
+        println!(
+            "server  close   after {} lines, error: {error:?}",
+            socket.data()
+        );
+    }
+}
+
+/// The client: sends three lines, one at each server reply.
+struct Client;
+
+impl Handler for Client {
+    /// Lines still to send.
+    type Data = Vec<&'static str>;
+
+    fn open(&self, _: &mut Socket<'_, Self::Data>) {
+        println!("client  open");
+    }
+
+    fn data(&self, socket: &mut Socket<'_, Self::Data>, bytes: &[u8]) {
+        for line in String::from_utf8_lossy(bytes).lines() {
+            println!("client  data    {line:?}");
+            if let Some(next) = socket.data_mut().pop() {
+                println!("client  write   {next:?}");
+                let _ = socket.write(format!("{next}\n").as_bytes());
+            }
+        }
+    }
+
+    fn end(&self, _: &mut Socket<'_, Self::Data>) {
+        println!("client  end");
+    }
+
+    fn close(&self, _: &mut Socket<'_, Self::Data>, error: Option<&CloseError>) {
+        println!("client  close   error: {error:?}");
+    }
+}
+
+fn main() {
+    let rt = sansock_examples::tokio_runtime();
+    rt.block_on(async {
+        let listener = listen(ListenOptions::tcp("127.0.0.1", 0).data(0u32), Server)
+            .await
+            .expect("listen");
+        println!("listening on {}", listener.local_addr());
+        let lines = vec!["quit", "sans-io sockets", "hello"];
+        let _client = connect(
+            ConnectOptions::tcp("127.0.0.1", listener.port().unwrap()).data(lines),
+            Client,
+        )
+        .await
+        .expect("connect");
+        // Both sockets close once the conversation ends; the listener stays referenced.
+        listener.set_ref(false);
+        tokio::time::timeout(Duration::from_secs(10), sansock_tokio::idle())
+            .await
+            .expect("the demo finishes within 10 s");
+        listener.stop(true);
+        println!("done");
+    });
+}
