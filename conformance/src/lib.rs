@@ -14,47 +14,51 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sansock_core::{
-    Addr, ConnectError, ConnectOptions, Handler, ListenError, ListenOptions, SocketHandle,
+    ConnectError, ConnectOptions, Handler, ListenError, ListenOptions, SocketHandle,
 };
+use sansock_io::{Listener, Runtime};
 
-/// What a scenario needs from an adapter and its runtime.
+/// What a scenario needs from an adapter: its [`Runtime`] and how to enter it.
 pub trait Adapter: Send + Sync + 'static {
-    /// The adapter's listener type.
-    type Listener<D: Send + 'static>: ListenerApi<D>;
+    /// The adapter's runtime.
+    type Runtime: Runtime;
     /// Whether the runtime runs tasks on several threads.
     const MULTI_THREAD: bool;
 
     /// Runs `future` to completion on a fresh runtime.
     fn block_on<F: Future>(future: F) -> F::Output;
+
     /// Spawns a task.
-    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F);
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
+        Self::Runtime::spawn(future)
+    }
     /// Sleeps.
-    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send;
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send {
+        Self::Runtime::sleep(duration)
+    }
     /// `listen` with shared handlers.
     fn listen<D: Send + 'static>(
         options: ListenOptions<D>,
         handler: Arc<dyn Handler<Data = D>>,
-    ) -> impl Future<Output = Result<Self::Listener<D>, ListenError>> + Send;
+    ) -> impl Future<Output = Result<Listener<Self::Runtime, D>, ListenError>> + Send {
+        sansock_io::listen::<Self::Runtime, D>(options, handler)
+    }
     /// `connect` with shared handlers.
     fn connect<D: Send + 'static>(
         options: ConnectOptions<D>,
         handler: Arc<dyn Handler<Data = D>>,
-    ) -> impl Future<Output = Result<SocketHandle<D>, ConnectError>> + Send;
+    ) -> impl Future<Output = Result<SocketHandle<D>, ConnectError>> + Send {
+        sansock_io::connect::<Self::Runtime, D>(options, handler)
+    }
     /// Resolves when nothing referenced is left.
-    fn idle() -> impl Future<Output = ()> + Send;
+    fn idle() -> impl Future<Output = ()> + Send {
+        Self::Runtime::refs().idle()
+    }
 }
 
-/// The listener operations scenarios use.
-pub trait ListenerApi<D>: Clone + Send + Sync + 'static {
-    fn local_addr(&self) -> &Addr;
-    fn stop(&self, close_active: bool);
-    fn reload(&self, handler: Arc<dyn Handler<Data = D>>);
-    fn set_ref(&self, referenced: bool);
-    fn connection_count(&self) -> usize;
-    fn sockets(&self) -> Vec<SocketHandle<D>>;
-    fn port(&self) -> u16 {
-        self.local_addr().port().expect("a TCP listener")
-    }
+/// The bound TCP port of a listener in a scenario.
+pub fn port_of<R: Runtime, D: Send + 'static>(listener: &Listener<R, D>) -> u16 {
+    listener.port().expect("a TCP listener")
 }
 
 /// Runs a scenario on the adapter's runtime, failing it after `limit`.

@@ -10,20 +10,21 @@ use sansock_core::{
 use sha2::{Digest, Sha256};
 
 use crate::recorder::{echo, quiet, recorder, Data, Ev, Log, Logs};
-use crate::{wait_until, Adapter, ListenerApi};
+use crate::{port_of, wait_until, Adapter};
+use sansock_io::Listener;
 
 const T: Duration = Duration::from_secs(20);
 
 async fn server<A: Adapter>(
     handler: Arc<dyn sansock_core::Handler<Data = Data>>,
-) -> (A::Listener<Data>, Arc<Logs>) {
+) -> (Listener<A::Runtime, Data>, Arc<Logs>) {
     server_with::<A>(ListenOptions::tcp("127.0.0.1", 0), handler).await
 }
 
 async fn server_with<A: Adapter>(
     options: ListenOptions<()>,
     handler: Arc<dyn sansock_core::Handler<Data = Data>>,
-) -> (A::Listener<Data>, Arc<Logs>) {
+) -> (Listener<A::Runtime, Data>, Arc<Logs>) {
     let logs = Logs::new();
     let listener = A::listen(options.data_with(logs.factory()), handler)
         .await
@@ -70,7 +71,7 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
 pub async fn event_order_normal_exchange<A: Adapter>() {
     let (listener, logs) = server::<A>(echo()).await;
     let (_c, clog) = client::<A>(
-        listener.port(),
+        port_of(&listener),
         recorder(|ev, s| match ev {
             Ev::Open => {
                 s.write(b"ping").unwrap();
@@ -102,7 +103,7 @@ pub async fn corked_writes_arrive_together<A: Adapter>() {
         }
     }))
     .await;
-    let (c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, clog) = client::<A>(port_of(&listener), quiet()).await;
     c.write(b"?").unwrap();
     wait_until::<A>("the reply arrived", T, || clog.received_len() == 5).await;
     assert_eq!(clog.received(), b"hello");
@@ -142,7 +143,7 @@ pub async fn backpressure_then_drain_exact_bytes<A: Adapter>() {
     )
     .await;
     let (c, clog) = client::<A>(
-        listener.port(),
+        port_of(&listener),
         recorder(|ev, s| {
             if let Ev::Open = ev {
                 s.pause();
@@ -212,7 +213,7 @@ pub async fn one_gib_with_sha256<A: Adapter>() {
     let sent = Arc::new(AtomicU64::new(0));
     let (ch, st, d2) = (client_hash.clone(), sent.clone(), data.clone());
     let (_c, clog) = client::<A>(
-        listener.port(),
+        port_of(&listener),
         recorder(move |ev, s| {
             if !matches!(ev, Ev::Open | Ev::Drain) {
                 return;
@@ -257,7 +258,7 @@ pub async fn half_close_without_half_open<A: Adapter>() {
         }
     }))
     .await;
-    let (c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, clog) = client::<A>(port_of(&listener), quiet()).await;
     c.shutdown();
     let slog = first_server_log::<A>(&logs).await;
     wait_until::<A>("both closed", T, || slog.is_closed() && clog.is_closed()).await;
@@ -273,7 +274,7 @@ pub async fn half_close_with_half_open<A: Adapter>() {
         quiet(),
     )
     .await;
-    let (c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, clog) = client::<A>(port_of(&listener), quiet()).await;
     c.shutdown();
     let slog = first_server_log::<A>(&logs).await;
     wait_until::<A>("the server saw end", T, || slog.count("end") == 1).await;
@@ -291,7 +292,7 @@ pub async fn half_close_with_half_open<A: Adapter>() {
     assert_eq!(clog.trace(), ["open", "data", "end", "close"]);
     // And the other way: a half-open client.
     let (c2, clog2) = client_with::<A>(
-        ConnectOptions::tcp("127.0.0.1", listener.port()).allow_half_open(true),
+        ConnectOptions::tcp("127.0.0.1", port_of(&listener)).allow_half_open(true),
         quiet(),
     )
     .await;
@@ -322,7 +323,7 @@ pub async fn end_with_unsent_data_delivers_everything<A: Adapter>() {
         }),
     )
     .await;
-    let (_c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (_c, clog) = client::<A>(port_of(&listener), quiet()).await;
     wait_until::<A>("client closed", T, || clog.is_closed()).await;
     assert!(
         clog.received() == *data,
@@ -339,7 +340,7 @@ pub async fn terminate_resets_peer<A: Adapter>() {
         }
     }))
     .await;
-    let (c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, clog) = client::<A>(port_of(&listener), quiet()).await;
     c.write(b"go").unwrap();
     let slog = first_server_log::<A>(&logs).await;
     wait_until::<A>("both closed", T, || slog.is_closed() && clog.is_closed()).await;
@@ -357,7 +358,7 @@ pub async fn idle_timeout_fires_once_reset_by_traffic<A: Adapter>() {
         }
     }))
     .await;
-    let (c, _clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, _clog) = client::<A>(port_of(&listener), quiet()).await;
     let slog = first_server_log::<A>(&logs).await;
     for _ in 0..4 {
         A::sleep(Duration::from_millis(100)).await;
@@ -379,7 +380,7 @@ pub async fn idle_timeout_fires_once_reset_by_traffic<A: Adapter>() {
 
 pub async fn stop_false_keeps_live_sockets<A: Adapter>() {
     let (listener, logs) = server::<A>(echo()).await;
-    let port = listener.port();
+    let port = port_of(&listener);
     let (c, clog) = client::<A>(port, quiet()).await;
     first_server_log::<A>(&logs).await;
     listener.stop(false);
@@ -404,7 +405,7 @@ pub async fn stop_false_keeps_live_sockets<A: Adapter>() {
 
 pub async fn stop_true_closes_live_sockets_and_refuses<A: Adapter>() {
     let (listener, logs) = server::<A>(quiet()).await;
-    let port = listener.port();
+    let port = port_of(&listener);
     let mut clients = Vec::new();
     for _ in 0..5 {
         clients.push(client::<A>(port, quiet()).await);
@@ -436,10 +437,10 @@ pub async fn stop_true_closes_live_sockets_and_refuses<A: Adapter>() {
 
 pub async fn reload_reaches_live_sockets<A: Adapter>() {
     let (listener, _logs) = server::<A>(echo()).await;
-    let (c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, clog) = client::<A>(port_of(&listener), quiet()).await;
     c.write(b"a").unwrap();
     wait_until::<A>("echo", T, || clog.received() == b"a").await;
-    listener.reload(recorder(|ev, s| {
+    listener.reload_shared(recorder(|ev, s| {
         if let Ev::Data(bytes) = ev {
             let _ = s.write(&bytes.to_ascii_uppercase());
         }
@@ -447,7 +448,7 @@ pub async fn reload_reaches_live_sockets<A: Adapter>() {
     c.write(b"b").unwrap();
     wait_until::<A>("reloaded echo", T, || clog.received() == b"aB").await;
     // Future sockets get the new handlers too.
-    let (c2, clog2) = client::<A>(listener.port(), quiet()).await;
+    let (c2, clog2) = client::<A>(port_of(&listener), quiet()).await;
     c2.write(b"c").unwrap();
     wait_until::<A>("new socket, new handlers", T, || clog2.received() == b"C").await;
     listener.stop(true);
@@ -455,7 +456,7 @@ pub async fn reload_reaches_live_sockets<A: Adapter>() {
 
 pub async fn reload_on_client_socket<A: Adapter>() {
     let (listener, _logs) = server::<A>(echo()).await;
-    let (c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, clog) = client::<A>(port_of(&listener), quiet()).await;
     let seen = Arc::new(AtomicUsize::new(0));
     let s2 = seen.clone();
     c.reload(recorder(move |ev, _| {
@@ -557,7 +558,8 @@ pub async fn ipv6_loopback_echo<A: Adapter>() {
     }
     let (listener, _logs) = server_with::<A>(ListenOptions::tcp("::1", 0), echo()).await;
     assert!(listener.local_addr().ip().unwrap().is_ipv6());
-    let (c, clog) = client_with::<A>(ConnectOptions::tcp("[::1]", listener.port()), quiet()).await;
+    let (c, clog) =
+        client_with::<A>(ConnectOptions::tcp("[::1]", port_of(&listener)), quiet()).await;
     c.write(b"six").unwrap();
     wait_until::<A>("v6 echo", T, || clog.received() == b"six").await;
     listener.stop(true);
@@ -571,7 +573,7 @@ pub async fn thousand_concurrent_clients<A: Adapter>() {
         "open-file limit {limit} is too low for {N} clients"
     );
     let (listener, _logs) = server::<A>(echo()).await;
-    let port = listener.port();
+    let port = port_of(&listener);
     let done = Arc::new(AtomicUsize::new(0));
     let bad = Arc::new(AtomicUsize::new(0));
     for i in 0..N {
@@ -621,8 +623,8 @@ pub async fn panic_in_handler_closes_only_that_socket<A: Adapter>() {
         }
     }))
     .await;
-    let (good, good_log) = client::<A>(listener.port(), quiet()).await;
-    let (bad, bad_log) = client::<A>(listener.port(), quiet()).await;
+    let (good, good_log) = client::<A>(port_of(&listener), quiet()).await;
+    let (bad, bad_log) = client::<A>(port_of(&listener), quiet()).await;
     wait_until::<A>("two accepts", T, || logs.len() == 2).await;
     bad.write(b"boom").unwrap();
     wait_until::<A>("the panicking socket closed", T, || bad_log.is_closed()).await;
@@ -643,7 +645,7 @@ pub async fn panic_in_handler_closes_only_that_socket<A: Adapter>() {
         Some(Some(CloseError::HandlerPanicked(_)))
     ));
     // The listener still accepts.
-    let (c3, log3) = client::<A>(listener.port(), quiet()).await;
+    let (c3, log3) = client::<A>(port_of(&listener), quiet()).await;
     c3.write(b"new").unwrap();
     wait_until::<A>("a new client served", T, || log3.received() == b"new").await;
     listener.stop(true);
@@ -668,7 +670,7 @@ pub async fn broadcast_from_handlers_does_not_deadlock<A: Adapter>() {
     .await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        clients.push(client::<A>(listener.port(), quiet()).await);
+        clients.push(client::<A>(port_of(&listener), quiet()).await);
     }
     wait_until::<A>("all joined", T, || members.lock().unwrap().len() == CLIENTS).await;
     let go = Arc::new(AtomicBool::new(false));
@@ -711,7 +713,7 @@ pub async fn handle_and_handler_writes_keep_order<A: Adapter>() {
         }
     }))
     .await;
-    let (c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, clog) = client::<A>(port_of(&listener), quiet()).await;
     wait_until::<A>("accepted", T, || listener.connection_count() == 1).await;
     let server = listener.sockets().pop().unwrap();
     let (seq2, c2) = (seq.clone(), c.clone());
@@ -745,13 +747,13 @@ pub async fn handle_and_handler_writes_keep_order<A: Adapter>() {
 
 pub async fn initial_data_and_addresses<A: Adapter>() {
     let (listener, logs) = server::<A>(quiet()).await;
-    let (c, _clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, _clog) = client::<A>(port_of(&listener), quiet()).await;
     let slog = first_server_log::<A>(&logs).await;
     let _ = slog;
-    assert_eq!(c.remote_addr().port(), Some(listener.port()));
+    assert_eq!(c.remote_addr().port(), Some(port_of(&listener)));
     wait_until::<A>("accepted", T, || listener.connection_count() == 1).await;
     let s = listener.sockets().pop().unwrap();
-    assert_eq!(s.local_addr().port(), Some(listener.port()));
+    assert_eq!(s.local_addr().port(), Some(port_of(&listener)));
     assert_eq!(s.remote_addr(), c.local_addr());
     c.set_nodelay(false);
     c.set_keepalive(Some(Duration::from_secs(30)));
@@ -764,13 +766,13 @@ pub async fn initial_data_and_addresses<A: Adapter>() {
 pub async fn reuse_port_and_exclusive<A: Adapter>() {
     let (a, _) =
         server_with::<A>(ListenOptions::tcp("127.0.0.1", 0).reuse_port(true), quiet()).await;
-    let port = a.port();
+    let port = port_of(&a);
     let (b, _) = server_with::<A>(
         ListenOptions::tcp("127.0.0.1", port).reuse_port(true),
         quiet(),
     )
     .await;
-    assert_eq!(b.port(), port);
+    assert_eq!(port_of(&b), port);
     let third = A::listen(
         ListenOptions::tcp("127.0.0.1", port)
             .exclusive(true)
@@ -790,11 +792,11 @@ pub async fn reuse_port_and_exclusive<A: Adapter>() {
 pub async fn address_in_use_is_typed<A: Adapter>() {
     let (a, _) = server::<A>(quiet()).await;
     let again = A::listen(
-        ListenOptions::tcp("127.0.0.1", a.port()).data_with(|| Arc::new(Log::default())),
+        ListenOptions::tcp("127.0.0.1", port_of(&a)).data_with(|| Arc::new(Log::default())),
         quiet(),
     )
     .await;
-    let err = again.err().expect("second bind fails");
+    let err = again.expect_err("second bind fails");
     assert!(matches!(err, ListenError::AddrInUse { .. }), "{err:?}");
     assert_eq!(
         std::io::Error::from(err).kind(),
@@ -855,7 +857,7 @@ pub async fn ref_unref_idle<A: Adapter>() {
         "idle resolved while a listener was referenced"
     );
     // A connected pair keeps it pending even with the listener unref'd.
-    let (c, clog) = client::<A>(listener.port(), quiet()).await;
+    let (c, clog) = client::<A>(port_of(&listener), quiet()).await;
     listener.set_ref(false);
     wait_until::<A>("accepted", T, || listener.connection_count() == 1).await;
     assert!(

@@ -1,6 +1,6 @@
-//! Helpers shared by the example binaries: tiny flag parsing.
+//! Helpers shared by the example binaries: flag parsing and `--runtime` selection.
 
-/// Returns the value after `--name` in the process arguments, if present.
+/// Returns the value after `--name` (or `--name=value`) in the process arguments.
 pub fn flag(name: &str) -> Option<String> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -14,27 +14,53 @@ pub fn flag(name: &str) -> Option<String> {
     None
 }
 
-/// Whether `--name` is present.
-pub fn switch(name: &str) -> bool {
-    std::env::args().skip(1).any(|a| a == format!("--{name}"))
+/// The runtimes an example can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rt {
+    /// tokio, multi-thread.
+    Tokio,
+    /// tokio, current-thread.
+    TokioCurrentThread,
+    /// smol.
+    Smol,
+    /// async-std.
+    AsyncStd,
 }
 
 /// The `--runtime` flag (default `tokio`); exits with a message for an unknown one.
-pub fn runtime() -> String {
-    let rt = flag("runtime").unwrap_or_else(|| "tokio".to_owned());
-    if !["tokio", "tokio-current-thread"].contains(&rt.as_str()) {
-        eprintln!("unknown --runtime {rt}: expected tokio or tokio-current-thread");
-        std::process::exit(2);
+pub fn runtime() -> Rt {
+    match flag("runtime").as_deref().unwrap_or("tokio") {
+        "tokio" => Rt::Tokio,
+        "tokio-current-thread" => Rt::TokioCurrentThread,
+        "smol" => Rt::Smol,
+        "async-std" => Rt::AsyncStd,
+        other => {
+            eprintln!("unknown --runtime {other}: expected tokio, tokio-current-thread, smol or async-std");
+            std::process::exit(2);
+        }
     }
-    rt
 }
 
-/// Builds the tokio runtime named by `--runtime`.
-pub fn tokio_runtime() -> tokio::runtime::Runtime {
-    let builder = match runtime().as_str() {
-        "tokio-current-thread" => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
+/// Runs the generic `async fn $main<R: sansock_io::Runtime>()` on the runtime `--runtime`
+/// names.
+#[macro_export]
+macro_rules! run_on_selected_runtime {
+    ($main:ident) => {
+        match $crate::runtime() {
+            $crate::Rt::Tokio => ::tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on($main::<::sansock_tokio::Tokio>()),
+            $crate::Rt::TokioCurrentThread => ::tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on($main::<::sansock_tokio::Tokio>()),
+            $crate::Rt::Smol => ::smol::block_on($main::<::sansock_smol::Smol>()),
+            $crate::Rt::AsyncStd => {
+                ::async_std::task::block_on($main::<::sansock_async_std::AsyncStd>())
+            }
+        }
     };
-    let mut builder = builder;
-    builder.enable_all().build().expect("tokio runtime")
 }

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 #[test]
 fn echo_binary_serves_a_foreign_client() {
-    for runtime in ["tokio", "tokio-current-thread"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_echo"))
-            .args(["--runtime", runtime, "--port", "0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start echo");
+    for runtime in ["tokio", "tokio-current-thread", "smol", "async-std"] {
+        let mut child = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_echo"))
+                .args(["--runtime", runtime, "--port", "0"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start echo"),
+        );
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
+        BufReader::new(child.0.stdout.take().unwrap())
             .read_line(&mut first)
             .unwrap();
         let addr = first
@@ -41,19 +43,75 @@ fn echo_binary_serves_a_foreign_client() {
             echoed == payload,
             "echo with {runtime} returned different bytes"
         );
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(child);
     }
 }
 
 #[test]
 fn demo_runs_and_exits_zero() {
-    let out = Command::new(env!("CARGO_BIN_EXE_demo"))
-        .output()
-        .expect("run demo");
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("server  close"), "{text}");
-    assert!(text.contains("client  close"), "{text}");
-    assert!(text.trim_end().ends_with("done"), "{text}");
+    for runtime in ["tokio", "tokio-current-thread", "smol", "async-std"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_demo"))
+            .args(["--runtime", runtime])
+            .output()
+            .expect("run demo");
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("server  close"), "{text}");
+        assert!(text.contains("client  close"), "{text}");
+        assert!(text.trim_end().ends_with("done"), "{text}");
+    }
+}
+
+#[test]
+fn chat_broadcasts_lines_to_the_other_members() {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_chat"))
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start chat"),
+    );
+    let mut first = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let join = |name: &str| {
+        let s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut prompt = [0u8; 6];
+        r.read_exact(&mut prompt).unwrap();
+        assert_eq!(&prompt, b"name? ");
+        (&s).write_all(format!("{name}\n").as_bytes()).unwrap();
+        (s, r)
+    };
+    let (_ann, mut ann_r) = join("ann");
+    let (bob, mut bob_r) = join("bob");
+    let mut line = String::new();
+    ann_r.read_line(&mut line).unwrap();
+    assert_eq!(line, "* bob joined\n");
+    (&bob).write_all(b"hi all\n").unwrap();
+    line.clear();
+    ann_r.read_line(&mut line).unwrap();
+    assert_eq!(line, "bob: hi all\n");
+    bob.shutdown(std::net::Shutdown::Both).unwrap();
+    line.clear();
+    ann_r.read_line(&mut line).unwrap();
+    assert_eq!(line, "* bob left\n");
+    let _ = bob_r.read_line(&mut String::new());
+}
+
+/// Kills the example process when the test ends, passed or failed.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -1,10 +1,11 @@
 //! A line-based chat server: every line a client sends goes to every other client, prefixed
 //! with the sender's name. The first line a client sends is its name.
-//! `chat [--host H] [--port P]`.
+//! `chat [--runtime R] [--host H] [--port P]`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use sansock_tokio::{listen, CloseError, Handler, ListenOptions, Socket, SocketHandle};
+use sansock_core::{CloseError, Handler, ListenOptions, Socket, SocketHandle};
+use sansock_io::Runtime;
 
 /// Per-socket data: the name (empty until the first line) and a partial line.
 #[derive(Default)]
@@ -64,14 +65,16 @@ impl Handler for Chat {
 }
 
 fn main() {
+    sansock_examples::run_on_selected_runtime!(serve);
+}
+
+async fn serve<R: Runtime>() {
     let host = sansock_examples::flag("host").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port: u16 = sansock_examples::flag("port").map_or(0, |p| p.parse().expect("--port"));
-    let rt = sansock_examples::tokio_runtime();
-    rt.block_on(async {
-        let listener = listen(ListenOptions::tcp(host, port), Chat::default())
+    let listener =
+        sansock_io::listen::<R, _>(ListenOptions::tcp(host, port), Arc::new(Chat::default()))
             .await
             .expect("listen");
-        println!("listening on {}", listener.local_addr());
-        sansock_tokio::idle().await;
-    });
+    println!("listening on {}", listener.local_addr());
+    R::refs().idle().await;
 }

@@ -1,9 +1,11 @@
 //! A server and a client in one process on loopback: they exchange a few messages and print
 //! every handler call as it happens, then exit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sansock_tokio::{connect, listen, CloseError, ConnectOptions, Handler, ListenOptions, Socket};
+use sansock_core::{CloseError, ConnectOptions, Handler, ListenOptions, Socket};
+use sansock_io::Runtime;
 
 /// The server: greets each client, answers each line in upper case, says goodbye on "quit".
 struct Server;
@@ -79,25 +81,28 @@ impl Handler for Client {
 }
 
 fn main() {
-    let rt = sansock_examples::tokio_runtime();
-    rt.block_on(async {
-        let listener = listen(ListenOptions::tcp("127.0.0.1", 0).data(0u32), Server)
-            .await
-            .expect("listen");
-        println!("listening on {}", listener.local_addr());
-        let lines = vec!["quit", "sans-io sockets", "hello"];
-        let _client = connect(
-            ConnectOptions::tcp("127.0.0.1", listener.port().unwrap()).data(lines),
-            Client,
-        )
-        .await
-        .expect("connect");
-        // Both sockets close once the conversation ends; the listener stays referenced.
-        listener.set_ref(false);
-        tokio::time::timeout(Duration::from_secs(10), sansock_tokio::idle())
-            .await
-            .expect("the demo finishes within 10 s");
-        listener.stop(true);
-        println!("done");
-    });
+    sansock_examples::run_on_selected_runtime!(demo);
+}
+
+async fn demo<R: Runtime>() {
+    let listener = sansock_io::listen::<R, _>(
+        ListenOptions::tcp("127.0.0.1", 0).data(0u32),
+        Arc::new(Server),
+    )
+    .await
+    .expect("listen");
+    println!("listening on {}", listener.local_addr());
+    let lines = vec!["quit", "sans-io sockets", "hello"];
+    let _client = sansock_io::connect::<R, _>(
+        ConnectOptions::tcp("127.0.0.1", listener.port().unwrap()).data(lines),
+        Arc::new(Client),
+    )
+    .await
+    .expect("connect");
+    // Both sockets close once the conversation ends; the listener stays referenced.
+    listener.set_ref(false);
+    let finished = R::timeout(Duration::from_secs(10), R::refs().idle()).await;
+    listener.stop(true);
+    assert!(finished.is_some(), "the demo finishes within 10 s");
+    println!("done");
 }

@@ -1,7 +1,10 @@
-//! A long-running echo server: `echo [--runtime tokio|tokio-current-thread] [--host H]
-//! [--port P]`. Prints `listening on ADDR` first.
+//! A long-running echo server:
+//! `echo [--runtime tokio|tokio-current-thread|smol|async-std] [--host H] [--port P]`. Prints `listening on ADDR` first.
 
-use sansock_tokio::{listen, Handler, ListenOptions, Socket};
+use std::sync::Arc;
+
+use sansock_core::{Handler, ListenOptions, Socket};
+use sansock_io::Runtime;
 
 /// Echoes every byte, with end-to-end backpressure: when the send buffer is full it keeps
 /// the rest and stops reading until `drain`.
@@ -31,17 +34,18 @@ impl Handler for Echo {
 }
 
 fn main() {
+    sansock_examples::run_on_selected_runtime!(serve);
+}
+
+async fn serve<R: Runtime>() {
     let host = sansock_examples::flag("host").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port: u16 = sansock_examples::flag("port").map_or(0, |p| p.parse().expect("--port"));
-    let rt = sansock_examples::tokio_runtime();
-    rt.block_on(async {
-        let listener = listen(ListenOptions::tcp(host, port), Echo)
-            .await
-            .unwrap_or_else(|e| {
-                eprintln!("echo: {e}");
-                std::process::exit(1)
-            });
-        println!("listening on {}", listener.local_addr());
-        sansock_tokio::idle().await;
-    });
+    let listener = sansock_io::listen::<R, _>(ListenOptions::tcp(host, port), Arc::new(Echo))
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("echo: {e}");
+            std::process::exit(1)
+        });
+    println!("listening on {}", listener.local_addr());
+    R::refs().idle().await;
 }

@@ -1,10 +1,6 @@
-//! Blocking socket setup shared by sansock's runtime adapters: binding listeners with Bun's
-//! options through socket2, classifying errors, applying socket options. Nothing here waits
-//! on IO; every function is a handful of non-blocking syscalls on a socket the adapter then
-//! hands to its runtime.
-
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
+//! Socket setup through socket2: binding listeners with Bun's options, classifying errors,
+//! applying socket options. Nothing here waits on IO; every function is a handful of
+//! non-blocking syscalls.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -120,6 +116,15 @@ pub fn apply_option(fd: &impl AsFd, option: SocketOption) {
     if let Err(e) = result {
         tracing::debug!(?option, error = %e, "socket option not applied");
     }
+}
+
+/// The local address of a connected TCP socket.
+pub fn local_addr(fd: &impl AsFd) -> Option<sansock_core::Addr> {
+    SockRef::from(fd)
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(sansock_core::Addr::Ip)
 }
 
 /// Half-closes: sends FIN.

@@ -1,32 +1,25 @@
-//! `listen`: the accept loop and the user's listener handle.
+//! `listen`: the user's listener handle and the accept loop, for any [`Runtime`].
 
 use std::future::poll_fn;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Instant;
 
 use sansock_core::{
-    Addr, DataFactory, Endpoint, Handler, ListenError, ListenOptions, ListenerShared, SocketAddrs,
-    SocketHandle,
+    Addr, DataFactory, Endpoint, Handler, ListenError, ListenOptions, ListenerShared, SocketHandle,
 };
-use sansock_net::BoundListener;
-use tokio::net::{TcpListener, UnixListener};
 
 use crate::io_loop;
-use crate::stream::Stream;
-use crate::REFS;
+use crate::runtime::{Acceptor, Runtime};
+use crate::setup::{self, BoundListener};
 
-enum OsListener {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-struct Inner<D> {
+struct Inner<R: Runtime, D> {
     shared: Arc<ListenerShared<D>>,
     /// Taken (and so closed) by `stop`, synchronously: connects are refused once it returns.
-    os: Mutex<Option<OsListener>>,
+    acceptor: Mutex<Option<R::Acceptor>>,
     local: Addr,
     hostname: Option<String>,
     unix_path: Option<PathBuf>,
@@ -34,19 +27,29 @@ struct Inner<D> {
 
 /// A listening socket (Bun's `TCPSocketListener`). Dropping this handle does not stop it:
 /// like Bun's, a listener serves until [`stop`](Self::stop)ped. Clone it freely.
-pub struct Listener<D> {
-    inner: Arc<Inner<D>>,
+pub struct Listener<R: Runtime, D> {
+    inner: Arc<Inner<R, D>>,
+    _runtime: PhantomData<fn() -> R>,
 }
 
-impl<D> Clone for Listener<D> {
+impl<R: Runtime, D> Clone for Listener<R, D> {
     fn clone(&self) -> Self {
         Listener {
             inner: self.inner.clone(),
+            _runtime: PhantomData,
         }
     }
 }
 
-impl<D: Send + 'static> Listener<D> {
+impl<R: Runtime, D> std::fmt::Debug for Listener<R, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("local", &self.inner.local)
+            .finish()
+    }
+}
+
+impl<R: Runtime, D: Send + 'static> Listener<R, D> {
     /// The bound address (with the real port when port 0 was asked for).
     pub fn local_addr(&self) -> &Addr {
         &self.inner.local
@@ -63,7 +66,7 @@ impl<D: Send + 'static> Listener<D> {
     }
 
     /// The socket path, for Unix listeners.
-    pub fn unix_path(&self) -> Option<&std::path::Path> {
+    pub fn unix_path(&self) -> Option<&Path> {
         self.inner.unix_path.as_deref()
     }
 
@@ -73,14 +76,14 @@ impl<D: Send + 'static> Listener<D> {
     /// allowed; a later `stop(true)` closes sockets still open.
     pub fn stop(&self, close_active: bool) {
         self.inner.shared.stop(close_active);
-        let was_listening = self
+        let acceptor = self
             .inner
-            .os
+            .acceptor
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .is_some();
-        if was_listening {
+            .take();
+        if acceptor.is_some() {
+            drop(acceptor);
             if let Some(path) = &self.inner.unix_path {
                 let _ = std::fs::remove_file(path);
             }
@@ -102,8 +105,8 @@ impl<D: Send + 'static> Listener<D> {
         self.inner.shared.reload(handler);
     }
 
-    /// `ref()` (`true`) / `unref()` (`false`): whether this listener keeps
-    /// [`idle`](crate::idle) waiting. Its sockets hold their own refs.
+    /// `ref()` (`true`) / `unref()` (`false`): whether this listener keeps the adapter's
+    /// `idle()` waiting. Its sockets hold their own refs.
     pub fn set_ref(&self, referenced: bool) {
         self.inner.shared.set_ref(referenced);
     }
@@ -119,110 +122,74 @@ impl<D: Send + 'static> Listener<D> {
     }
 }
 
-/// Listens on `options.endpoint` and serves every accepted socket with `handler` (Bun's
-/// `Bun.listen`). Must be called inside a tokio runtime.
-pub async fn listen<H: Handler>(
-    options: ListenOptions<H::Data>,
-    handler: H,
-) -> Result<Listener<H::Data>, ListenError> {
-    listen_shared(options, Arc::new(handler)).await
-}
-
-/// [`listen`] with an already shared handler set.
-pub async fn listen_shared<D: Send + 'static>(
+/// Listens on `options.endpoint` and serves every accepted socket with `handler`.
+pub async fn listen<R: Runtime, D: Send + 'static>(
     options: ListenOptions<D>,
     handler: Arc<dyn Handler<Data = D>>,
-) -> Result<Listener<D>, ListenError> {
+) -> Result<Listener<R, D>, ListenError> {
     options.validate()?;
-    let addrs = resolve(&options.endpoint).await?;
-    let bound = sansock_net::bind(&options, &addrs)?;
+    let addrs = resolve::<R>(&options.endpoint).await?;
+    let bound = setup::bind(&options, &addrs)?;
     let target = options.endpoint.to_string();
     let io_err = |e: std::io::Error| ListenError::from_io(&e, &target);
-    let (os, local) = match bound {
-        BoundListener::Tcp(l) => {
-            let local = Addr::Ip(l.local_addr().map_err(io_err)?);
-            (
-                OsListener::Tcp(TcpListener::from_std(l).map_err(io_err)?),
-                local,
-            )
-        }
-        BoundListener::Unix(l) => {
-            let path = match &options.endpoint {
-                Endpoint::Unix(p) => Some(p.clone()),
-                Endpoint::Tcp { .. } => None,
-            };
-            (
-                OsListener::Unix(UnixListener::from_std(l).map_err(io_err)?),
-                Addr::Unix(path),
-            )
-        }
+    let unix_path = match &options.endpoint {
+        Endpoint::Unix(p) => Some(p.clone()),
+        Endpoint::Tcp { .. } => None,
     };
-    let shared = ListenerShared::new(handler, options.connection_config(), &REFS);
-    let inner = Arc::new(Inner {
-        shared,
-        os: Mutex::new(Some(os)),
+    let local = match &bound {
+        BoundListener::Tcp(l) => Addr::Ip(l.local_addr().map_err(io_err)?),
+        BoundListener::Unix(_) => Addr::Unix(unix_path.clone()),
+    };
+    let acceptor = R::acceptor(bound).map_err(io_err)?;
+    let inner = Arc::new(Inner::<R, D> {
+        shared: ListenerShared::new(handler, options.connection_config(), R::refs()),
+        acceptor: Mutex::new(Some(acceptor)),
         hostname: options.endpoint.host().map(str::to_owned),
-        unix_path: match &options.endpoint {
-            Endpoint::Unix(p) => Some(p.clone()),
-            Endpoint::Tcp { .. } => None,
-        },
+        unix_path,
         local,
     });
-    tokio::spawn(accept_loop(
+    R::spawn(accept_loop::<R, D>(
         inner.clone(),
         options.data.clone(),
         options.nodelay,
     ));
-    Ok(Listener { inner })
+    Ok(Listener {
+        inner,
+        _runtime: PhantomData,
+    })
 }
 
-async fn resolve(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, ListenError> {
+async fn resolve<R: Runtime>(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, ListenError> {
     let Endpoint::Tcp { port, .. } = endpoint else {
         return Ok(Vec::new());
     };
     let host = endpoint.host().unwrap_or_default();
-    if let Some(ip) = sansock_net::literal_ip(host) {
+    if let Some(ip) = setup::literal_ip(host) {
         return Ok(vec![(ip, *port).into()]);
     }
-    match tokio::net::lookup_host((host, *port)).await {
-        Ok(addrs) => Ok(addrs.collect()),
-        Err(_) => Err(ListenError::HostNotFound {
+    match R::resolve(host, *port).await {
+        Ok(addrs) if !addrs.is_empty() => Ok(addrs),
+        _ => Err(ListenError::HostNotFound {
             host: host.to_owned(),
         }),
     }
 }
 
-async fn accept_loop<D: Send + 'static>(inner: Arc<Inner<D>>, data: DataFactory<D>, nodelay: bool) {
+async fn accept_loop<R: Runtime, D: Send + 'static>(
+    inner: Arc<Inner<R, D>>,
+    data: DataFactory<D>,
+    nodelay: bool,
+) {
     let mut exhausted = 0u32;
     loop {
         let accepted = poll_fn(|cx| {
             if inner.shared.poll_stopped(cx).is_ready() {
                 return Poll::Ready(None);
             }
-            let os = inner.os.lock().unwrap_or_else(|e| e.into_inner());
-            match os.as_ref() {
+            let acceptor = inner.acceptor.lock().unwrap_or_else(|e| e.into_inner());
+            match acceptor.as_ref() {
                 None => Poll::Ready(None),
-                Some(OsListener::Tcp(l)) => l.poll_accept(cx).map(|r| {
-                    Some(r.map(|(s, peer)| {
-                        let local = s.local_addr().map(Addr::Ip).unwrap_or(Addr::Unix(None));
-                        (
-                            Stream::Tcp(s),
-                            SocketAddrs {
-                                local,
-                                remote: Addr::Ip(peer),
-                            },
-                        )
-                    }))
-                }),
-                Some(OsListener::Unix(l)) => l.poll_accept(cx).map(|r| {
-                    Some(r.map(|(s, _)| {
-                        let addrs = SocketAddrs {
-                            local: inner.local.clone(),
-                            remote: Addr::Unix(None),
-                        };
-                        (Stream::Unix(s), addrs)
-                    }))
-                }),
+                Some(a) => a.poll_accept(cx).map(Some),
             }
         })
         .await;
@@ -230,14 +197,15 @@ async fn accept_loop<D: Send + 'static>(inner: Arc<Inner<D>>, data: DataFactory<
             None => return,
             Some(Ok((stream, addrs))) => {
                 exhausted = 0;
-                sansock_net::configure_stream(&stream, nodelay);
+                setup::configure_stream(&stream, nodelay);
                 if let Some(driver) = inner.shared.accept(Instant::now(), addrs, data()) {
-                    tokio::spawn(io_loop::run(stream, driver));
+                    R::spawn(io_loop::run::<D, R::Stream, R::Timer>(stream, driver));
                 }
             }
-            Some(Err(e)) if sansock_net::is_resource_exhaustion(&e) => {
+            Some(Err(e)) if setup::is_resource_exhaustion(&e) => {
+                // Out of descriptors: keep serving the sockets we have, retry later.
                 tracing::warn!(error = %e, "accept failed; backing off");
-                tokio::time::sleep(sansock_net::accept_backoff(exhausted)).await;
+                R::sleep(setup::accept_backoff(exhausted)).await;
                 exhausted += 1;
             }
             Some(Err(e)) => tracing::debug!(error = %e, "accept failed"),

@@ -1,0 +1,83 @@
+//! Bun-style TCP and Unix sockets on async-std.
+//!
+//! async-std is discontinued upstream (its maintainers point to smol). This adapter is kept
+//! deliberately thin: async-std runs on the same async-io reactor as smol, so it reuses
+//! `sansock-smol`'s streams, listeners and timers and only swaps in async-std's task spawner.
+//! It passes the same conformance suite as every other adapter. New code should prefer
+//! `sansock-smol` or `sansock-tokio`.
+//!
+//! ```no_run
+//! use sansock_async_std::{listen, Handler, ListenOptions, Socket};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     type Data = ();
+//!     fn data(&self, socket: &mut Socket<'_, ()>, bytes: &[u8]) {
+//!         let _ = socket.write(bytes);
+//!     }
+//! }
+//!
+//! async_std::task::block_on(async {
+//!     let listener = listen(ListenOptions::tcp("127.0.0.1", 0), Echo).await.unwrap();
+//!     println!("listening on {}", listener.local_addr());
+//!     sansock_async_std::idle().await;
+//! });
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use sansock_core::RefCounter;
+pub use sansock_core::{
+    Addr, Bytes, CloseError, ConnectError, ConnectOptions, Endpoint, Handler, ListenError,
+    ListenOptions, Socket, SocketError, SocketHandle, WriteError,
+};
+use sansock_io::setup::BoundListener;
+use sansock_io::Runtime;
+use sansock_smol::reactor;
+
+static REFS: RefCounter = RefCounter::new();
+
+/// The async-std runtime: async-std tasks, async-io reactor.
+#[derive(Debug, Clone, Copy)]
+pub struct AsyncStd;
+
+impl Runtime for AsyncStd {
+    type Stream = sansock_smol::Stream;
+    type Acceptor = sansock_smol::Listening;
+    type Timer = sansock_smol::AsyncIoTimer;
+
+    fn refs() -> &'static RefCounter {
+        &REFS
+    }
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
+        async_std::task::spawn(future);
+    }
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send {
+        async_std::task::sleep(duration)
+    }
+    fn acceptor(listener: BoundListener) -> io::Result<Self::Acceptor> {
+        reactor::acceptor(listener)
+    }
+    async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        use async_std::net::ToSocketAddrs;
+        Ok((host, port).to_socket_addrs().await?.collect())
+    }
+    fn connect_tcp(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        reactor::connect_tcp(addr)
+    }
+    fn connect_unix(path: &Path) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        reactor::connect_unix(path)
+    }
+    async fn timeout<F: Future + Send>(limit: Duration, future: F) -> Option<F::Output> {
+        async_std::future::timeout(limit, future).await.ok()
+    }
+}
+
+sansock_io::adapter_api!(AsyncStd);
