@@ -8,6 +8,7 @@
 
 pub mod recorder;
 pub mod scenarios;
+pub mod tls_scenarios;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -134,6 +135,29 @@ macro_rules! conformance_tests {
             address_in_use_is_typed,
             invalid_options_are_typed,
         );
+        $crate::conformance_tests!(@tls $adapter;
+            tls_trusted_handshake_and_echo,
+            tls_rejections_with_and_without_reject_unauthorized,
+            tls_sni_selects_certificate,
+            tls_mutual_accepted_and_refused,
+            tls_alpn,
+            tls_256_mib_with_sha256_and_backpressure,
+            tls_handshake_timeout_and_garbage,
+            tls_bad_configuration_is_typed,
+            tls_interop_openssl_client_to_sansock_server,
+            tls_interop_sansock_client_to_openssl_server,
+        );
+    };
+    (@tls $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::run_with_timeout::<$adapter, _>(
+                    ::std::time::Duration::from_secs(60),
+                    $crate::tls_scenarios::$name::<$adapter>(),
+                );
+            }
+        )*
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use sansock_core::tls::TlsError;
 use sansock_core::{CloseError, ConnectError, Handler, Socket, SocketError};
 
 /// An event as the script sees it.
@@ -12,6 +13,7 @@ pub enum Ev<'a> {
     Drain,
     End,
     Timeout,
+    Handshake(bool, Option<&'a TlsError>),
     Error(&'a SocketError),
     Close(Option<&'a CloseError>),
 }
@@ -24,6 +26,7 @@ impl Ev<'_> {
             Ev::Drain => "drain",
             Ev::End => "end",
             Ev::Timeout => "timeout",
+            Ev::Handshake(..) => "handshake",
             Ev::Error(_) => "error",
             Ev::Close(_) => "close",
         }
@@ -205,6 +208,9 @@ where
     }
     fn timeout(&self, s: &mut Socket<'_, Data>) {
         self.record(s, Ev::Timeout)
+    }
+    fn handshake(&self, s: &mut Socket<'_, Data>, success: bool, e: Option<&TlsError>) {
+        self.record(s, Ev::Handshake(success, e))
     }
     fn error(&self, s: &mut Socket<'_, Data>, e: &SocketError) {
         self.record(s, Ev::Error(e))

@@ -8,11 +8,16 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
+use std::io;
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::error::{CloseError, SocketError, WriteError};
 use crate::sink::{Sink, DEFAULT_HIGH_WATER_MARK};
 use crate::timer::IdleTimer;
+use crate::tls::session::{TlsEvent, TlsSession};
+use crate::tls::{TlsError, TlsInfo};
 
 /// How long `end()` waits for the peer's FIN after ours before closing anyway.
 pub const DEFAULT_END_LINGER: Duration = Duration::from_secs(10);
@@ -71,6 +76,15 @@ pub enum Event {
     End,
     /// The idle timeout passed (once per arm).
     Timeout,
+    /// The TLS handshake finished (TLS sockets only, exactly once): `success` is false when
+    /// it failed (the socket then closes); `authorization_error` says why the peer's
+    /// certificate was not trusted (with `reject_unauthorized` off, the socket stays open).
+    Handshake {
+        /// Whether the handshake completed and the connection proceeds.
+        success: bool,
+        /// The failure, or the verification problem that was forgiven.
+        authorization_error: Option<TlsError>,
+    },
     /// A handler failed; the socket closes right after.
     Error(SocketError),
     /// The socket closed (exactly once, always last); `None` for a clean close.
@@ -124,6 +138,36 @@ enum Linger {
     At(Instant),
 }
 
+/// Most slices handed to one vectored write (Linux's `IOV_MAX` is 1024; a few dozen is plenty).
+const MAX_IO_SLICES: usize = 64;
+
+/// Encrypts and writes for a TLS connection; see [`Connection::transmit`].
+fn transmit_tls(
+    tls: &mut TlsSession,
+    sink: &mut Sink,
+    flushing: bool,
+    write: &mut dyn FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
+    written: &mut usize,
+) -> io::Result<bool> {
+    loop {
+        if !tls.is_handshaking() && !tls.is_failed() {
+            tls.encrypt_from(sink);
+            if flushing && sink.is_empty() {
+                tls.send_close_notify();
+            }
+        }
+        if !tls.wants_write() {
+            return Ok(false);
+        }
+        if tls.flush(write, written)? {
+            return Ok(true);
+        }
+        if sink.is_empty() || tls.is_handshaking() || tls.is_failed() {
+            return Ok(false);
+        }
+    }
+}
+
 /// One connection's state machine. Feed it with `handle_*`, act on it with the user
 /// operations, drain it with [`poll_event`](Self::poll_event),
 /// [`io_slices`](Self::io_slices) / [`poll_fin`](Self::poll_fin),
@@ -146,6 +190,10 @@ pub struct Connection {
     /// `End` was handed out with `allow_half_open` off: end our side once the handler returned.
     end_after_end_event: bool,
     bytes_accepted: u64,
+    /// The TLS session, for TLS sockets.
+    tls: Option<Box<TlsSession>>,
+    handshake_deadline: Option<Instant>,
+    tls_info: Option<Arc<TlsInfo>>,
 }
 
 impl Connection {
@@ -167,7 +215,45 @@ impl Connection {
             drain_owed: false,
             end_after_end_event: false,
             bytes_accepted: 0,
+            tls: None,
+            handshake_deadline: None,
+            tls_info: None,
         }
+    }
+
+    /// A TLS connection: `Open` is queued; `Handshake` follows once the handshake ends, which
+    /// must happen within `handshake_timeout`.
+    pub(crate) fn with_tls(
+        config: ConnectionConfig,
+        now: Instant,
+        session: TlsSession,
+        handshake_timeout: std::time::Duration,
+    ) -> Self {
+        let mut conn = Self::new(config, now);
+        conn.tls = Some(Box::new(session));
+        conn.handshake_deadline = Some(now + handshake_timeout);
+        conn
+    }
+
+    /// Whether this is a TLS connection.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// What the TLS handshake negotiated, once it completed.
+    pub fn tls_info(&self) -> Option<&Arc<TlsInfo>> {
+        self.tls_info.as_ref()
+    }
+
+    fn tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
+    /// Plaintext may be handed to the transport: plain TCP, or TLS after a good handshake.
+    fn may_encrypt(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_none_or(|t| !t.is_handshaking() && !t.is_failed())
     }
 
     // ----- predicates -----
@@ -195,14 +281,21 @@ impl Connection {
     /// Whether the adapter should read from the socket now. While `close()` flushes, reads
     /// continue and are discarded, so two sides closing at once cannot block each other.
     pub fn wants_read(&self) -> bool {
+        // The handshake and close() both read regardless of pause: neither delivers data.
         !self.is_closed()
             && !self.recv_finished
-            && (!self.paused || self.fin_mode == FinMode::Close)
+            && (!self.paused || self.fin_mode == FinMode::Close || self.tls_handshaking())
     }
 
     /// Whether the adapter has bytes or a FIN to send.
     pub fn wants_write(&self) -> bool {
-        !self.is_closed() && (!self.sink.is_empty() || self.send == SendState::Flushing)
+        if self.is_closed() {
+            return false;
+        }
+        let tls_pending = self.tls.as_ref().is_some_and(|t| t.wants_write());
+        let encryptable =
+            self.may_encrypt() && (!self.sink.is_empty() || self.send == SendState::Flushing);
+        tls_pending || encryptable
     }
 
     /// Bytes accepted and not yet written to the OS.
@@ -345,6 +438,11 @@ impl Connection {
         if self.is_closed() || self.recv_finished {
             return;
         }
+        if self.tls_handshaking() {
+            self.recv_finished = true;
+            self.fail_handshake(TlsError::ClosedDuringHandshake, CloseAction::Graceful);
+            return;
+        }
         self.recv_finished = true;
         if self.fin_mode == FinMode::Close && self.send != SendState::Open {
             // close() already stopped delivery; the peer's FIN changes nothing.
@@ -398,6 +496,10 @@ impl Connection {
         if self.is_closed() {
             return;
         }
+        if matches!(self.handshake_deadline, Some(d) if d <= now) && self.tls_handshaking() {
+            self.fail_handshake(TlsError::HandshakeTimeout, CloseAction::Reset);
+            return;
+        }
         if self.idle.expire(now) {
             self.events.push_back(Event::Timeout);
         }
@@ -430,6 +532,159 @@ impl Connection {
         event
     }
 
+    /// Writes what is pending through `write` (one vectored write per call of `write`; `None`
+    /// means it would block): buffered plaintext for TCP, ciphertext for TLS (plaintext is
+    /// encrypted first, after the handshake). Returns true if it would block.
+    pub fn transmit(
+        &mut self,
+        now: Instant,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
+    ) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let (blocked, error) = match self.tls.as_deref_mut() {
+            None => self.transmit_plain(now, &mut write),
+            Some(tls) => {
+                let mut written = 0;
+                let r = transmit_tls(
+                    tls,
+                    &mut self.sink,
+                    self.send == SendState::Flushing,
+                    &mut write,
+                    &mut written,
+                );
+                if written > 0 {
+                    self.idle.activity(now);
+                }
+                match r {
+                    Ok(blocked) => (blocked, None),
+                    Err(e) => (false, Some(e)),
+                }
+            }
+        };
+        if let Some(e) = error {
+            self.handle_io_error(now, &e);
+            return false;
+        }
+        self.check_drain();
+        blocked
+    }
+
+    fn transmit_plain(
+        &mut self,
+        now: Instant,
+        write: &mut impl FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
+    ) -> (bool, Option<io::Error>) {
+        loop {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
+                let n = self.sink.io_slices(&mut slices);
+                if n == 0 {
+                    return (false, None);
+                }
+                write(&slices[..n])
+            };
+            match result {
+                None => return (true, None),
+                Some(Ok(0)) => return (false, Some(io::ErrorKind::WriteZero.into())),
+                Some(Ok(n)) => {
+                    self.sink.consume(n);
+                    self.idle.activity(now);
+                }
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Some(Err(e)) => return (false, Some(e)),
+            }
+        }
+    }
+
+    fn check_drain(&mut self) {
+        let tls_pending = self.tls.as_ref().is_some_and(|t| t.wants_write());
+        if self.drain_owed && self.sink.is_empty() && !tls_pending && self.send == SendState::Open {
+            self.drain_owed = false;
+            self.events.push_back(Event::Drain);
+        }
+    }
+
+    /// TLS only: feeds ciphertext from `input` (advancing it) and decrypts into `out`; returns
+    /// how many plaintext bytes in `out` to deliver to `data`, and whether to call again
+    /// (after delivering them and dispatching the events) even if `input` is empty.
+    pub fn receive_tls(
+        &mut self,
+        now: Instant,
+        input: &mut &[u8],
+        out: &mut [u8],
+    ) -> (usize, bool) {
+        if !input.is_empty() {
+            self.idle.activity(now);
+        }
+        let deliver = self.may_recv();
+        let Some(tls) = self.tls.as_deref_mut() else {
+            *input = &[];
+            return (0, false);
+        };
+        if self.phase != Phase::Open {
+            *input = &[];
+            return (0, false);
+        }
+        let (n, event) = tls.receive(input, out);
+        // Decrypted bytes may wait behind an event (a record right after the handshake).
+        let again = n == out.len() || event.is_some();
+        match event {
+            None => {}
+            Some(TlsEvent::HandshakeDone(info)) => {
+                self.handshake_deadline = None;
+                self.events.push_back(Event::Handshake {
+                    success: true,
+                    authorization_error: info.authorization_error.clone(),
+                });
+                self.tls_info = Some(info);
+            }
+            Some(TlsEvent::HandshakeFailed(e)) => self.fail_handshake(e, CloseAction::Graceful),
+            Some(TlsEvent::Fatal(e)) => {
+                self.events.push_back(Event::Error(SocketError::Tls(e)));
+                self.fail_tls();
+            }
+            Some(TlsEvent::PeerClosed) => self.handle_eof(now),
+        }
+        (if deliver { n } else { 0 }, again && !self.is_closed())
+    }
+
+    /// The handshake failed: `Handshake(false)`, then close (after sending our alert, unless
+    /// `action` is a reset).
+    fn fail_handshake(&mut self, error: TlsError, action: CloseAction) {
+        self.events.push_back(Event::Handshake {
+            success: false,
+            authorization_error: Some(error),
+        });
+        self.handshake_deadline = None;
+        match action {
+            CloseAction::Reset => {
+                if let Some(t) = self.tls.as_deref_mut() {
+                    t.fail();
+                }
+                self.close_with(None, CloseAction::Reset);
+            }
+            CloseAction::Graceful if self.recv_finished => {
+                if let Some(t) = self.tls.as_deref_mut() {
+                    t.fail();
+                }
+                self.close_with(None, CloseAction::Graceful);
+            }
+            CloseAction::Graceful => self.fail_tls(),
+        }
+    }
+
+    /// The session is unusable: drop pending plaintext, send the alert, FIN, close.
+    fn fail_tls(&mut self) {
+        if let Some(t) = self.tls.as_deref_mut() {
+            t.fail();
+        }
+        self.sink.clear();
+        self.drain_owed = false;
+        self.begin_fin(FinMode::Close);
+    }
+
     /// Slices of every buffered byte, oldest first, for one vectored write.
     pub fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
         if self.is_closed() {
@@ -444,7 +699,20 @@ impl Connection {
         // Arm what operations of the last dispatch left pending, with this fresh time.
         self.idle.observe(now);
         self.observe_linger(now);
-        if self.is_closed() || self.send != SendState::Flushing || !self.sink.is_empty() {
+        if self.is_closed() || self.send != SendState::Flushing {
+            return false;
+        }
+        let flushed = match &self.tls {
+            None => self.sink.is_empty(),
+            Some(t) if t.is_failed() => !t.wants_write(),
+            Some(t) => {
+                !t.is_handshaking()
+                    && self.sink.is_empty()
+                    && t.close_notify_sent()
+                    && !t.wants_write()
+            }
+        };
+        if !flushed {
             return false;
         }
         self.after_fin_sent(Some(now));
@@ -485,10 +753,11 @@ impl Connection {
             Linger::Pending => Some(self.idle_last_seen()),
             Linger::Off => None,
         };
-        match (self.idle.deadline(), linger) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let handshake = self.handshake_deadline.filter(|_| self.tls_handshaking());
+        [self.idle.deadline(), linger, handshake]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Once closed: what to do with the OS socket.
@@ -510,6 +779,7 @@ impl Connection {
         self.sink.shrink();
         self.idle.disarm();
         self.linger = Linger::Off;
+        self.handshake_deadline = None;
         self.events.push_back(Event::Close(error));
     }
 }

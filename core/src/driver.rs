@@ -5,6 +5,7 @@ use std::io::{self, IoSlice};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
+use std::time::Duration;
 use std::time::Instant;
 
 use crate::addr::SocketAddrs;
@@ -14,9 +15,15 @@ use crate::handler::Handler;
 use crate::listener::ListenerShared;
 use crate::refs::RefCounter;
 use crate::socket::{Shared, SharedState, Socket, SocketHandle, SocketOption};
+use crate::tls::session::TlsSession;
+use crate::tls::{ClientTls, TlsError};
 
-/// Most slices handed to one vectored write (Linux's `IOV_MAX` is 1024; a few dozen is plenty).
-const MAX_IO_SLICES: usize = 64;
+/// Decrypted bytes handed to one `data` call at most.
+const PLAINTEXT_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    static PLAINTEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// What the IO task should wait for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +49,7 @@ pub struct Driver<D> {
 }
 
 impl<D: Send + 'static> Driver<D> {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         handler: Arc<dyn Handler<Data = D>>,
         config: ConnectionConfig,
@@ -50,10 +58,15 @@ impl<D: Send + 'static> Driver<D> {
         now: Instant,
         refs: &'static RefCounter,
         listener: Option<(std::sync::Weak<ListenerShared<D>>, u64)>,
+        tls: Option<(TlsSession, Duration)>,
     ) -> Self {
+        let conn = match tls {
+            None => Connection::new(config, now),
+            Some((session, timeout)) => Connection::with_tls(config, now, session, timeout),
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(SharedState {
-                conn: Connection::new(config, now),
+                conn,
                 handler,
                 waker: None,
                 options: Vec::new(),
@@ -78,7 +91,33 @@ impl<D: Send + 'static> Driver<D> {
         now: Instant,
         refs: &'static RefCounter,
     ) -> Self {
-        Self::from_parts(handler, config, addrs, data, now, refs, None)
+        Self::from_parts(handler, config, addrs, data, now, refs, None, None)
+    }
+
+    /// A client TLS socket that just connected: `Open` is queued and the handshake starts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn connected_tls(
+        handler: Arc<dyn Handler<Data = D>>,
+        config: ConnectionConfig,
+        addrs: SocketAddrs,
+        data: D,
+        now: Instant,
+        refs: &'static RefCounter,
+        tls: &ClientTls,
+    ) -> Result<Self, (D, TlsError)> {
+        match TlsSession::client(tls) {
+            Ok(session) => Ok(Self::from_parts(
+                handler,
+                config,
+                addrs,
+                data,
+                now,
+                refs,
+                None,
+                Some((session, tls.handshake_timeout)),
+            )),
+            Err(e) => Err((data, e)),
+        }
     }
 
     /// A handle to this socket.
@@ -110,6 +149,12 @@ impl<D: Send + 'static> Driver<D> {
                 Event::Drain => self.call("drain", |s| h.drain(s)),
                 Event::End => self.call("end", |s| h.end(s)),
                 Event::Timeout => self.call("timeout", |s| h.timeout(s)),
+                Event::Handshake {
+                    success,
+                    authorization_error,
+                } => self.call("handshake", |s| {
+                    h.handshake(s, success, authorization_error.as_ref())
+                }),
                 Event::Error(e) => self.call("error", |s| h.error(s, &e)),
                 Event::Close(e) => {
                     self.closed = true;
@@ -145,9 +190,13 @@ impl<D: Send + 'static> Driver<D> {
         state.waker = None;
     }
 
-    /// Bytes were read at `now`: dispatches pending events, then `data` with `bytes`.
+    /// Bytes were read at `now`: dispatches pending events, then `data` with `bytes` (for TLS,
+    /// with the plaintext they decrypt to, in batches).
     pub fn handle_read(&mut self, now: Instant, bytes: &[u8]) {
         self.dispatch();
+        if self.shared.lock().conn.is_tls() {
+            return self.handle_ciphertext(now, bytes);
+        }
         let (deliver, handler) = {
             let mut state = self.shared.lock();
             (
@@ -159,6 +208,33 @@ impl<D: Send + 'static> Driver<D> {
             self.call("data", |s| handler.data(s, bytes));
         }
         self.dispatch();
+    }
+
+    fn handle_ciphertext(&mut self, now: Instant, mut input: &[u8]) {
+        // The plaintext buffer is shared by the thread's sockets, like the adapter's read buffer.
+        let mut out = PLAINTEXT.with_borrow_mut(std::mem::take);
+        if out.is_empty() {
+            out = vec![0; PLAINTEXT_BUFFER];
+        }
+        loop {
+            let (n, again, handler) = {
+                let mut state = self.shared.lock();
+                let (n, again) = state.conn.receive_tls(now, &mut input, &mut out);
+                (n, again, state.handler.clone())
+            };
+            // Events first when nothing was decrypted (the handshake precedes its data);
+            // otherwise the bytes, then what followed them (end, error).
+            if n == 0 {
+                self.dispatch();
+            } else {
+                self.call("data", |s| handler.data(s, &out[..n]));
+                self.dispatch();
+            }
+            if self.closed || (input.is_empty() && !again) {
+                break;
+            }
+        }
+        PLAINTEXT.with_borrow_mut(|slot| *slot = out);
     }
 
     /// A read returned end of stream (the peer's FIN).
@@ -187,33 +263,7 @@ impl<D: Send + 'static> Driver<D> {
         now: Instant,
         mut write: impl FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
     ) -> bool {
-        let blocked = {
-            let mut state = self.shared.lock();
-            loop {
-                let result = {
-                    let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
-                    let n = state.conn.io_slices(&mut slices);
-                    if n == 0 {
-                        break false;
-                    }
-                    write(&slices[..n])
-                };
-                match result {
-                    None => break true,
-                    Some(Ok(0)) => {
-                        let e = io::Error::from(io::ErrorKind::WriteZero);
-                        state.conn.handle_io_error(now, &e);
-                        break false;
-                    }
-                    Some(Ok(n)) => state.conn.handle_written(now, n),
-                    Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Some(Err(e)) => {
-                        state.conn.handle_io_error(now, &e);
-                        break false;
-                    }
-                }
-            }
-        };
+        let blocked = self.shared.lock().conn.transmit(now, &mut write);
         self.dispatch();
         blocked
     }

@@ -98,6 +98,9 @@ pub enum SocketError {
         /// The panic payload, when it was a string.
         message: String,
     },
+    /// The TLS session failed after its handshake (a bad record, say).
+    #[error("TLS failure: {0}")]
+    Tls(crate::tls::TlsError),
 }
 
 impl From<SocketError> for io::Error {
@@ -142,6 +145,9 @@ pub enum ConnectError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The TLS options cannot be used.
+    #[error(transparent)]
+    TlsConfig(#[from] crate::tls::TlsConfigError),
     /// Any other IO failure.
     #[error("connect to {target} failed: {kind} (os error {code:?})")]
     Io {
@@ -178,7 +184,9 @@ impl ConnectError {
                 io::ErrorKind::NotFound
             }
             ConnectError::TimedOut { .. } => io::ErrorKind::TimedOut,
-            ConnectError::InvalidOption { .. } => io::ErrorKind::InvalidInput,
+            ConnectError::InvalidOption { .. } | ConnectError::TlsConfig(_) => {
+                io::ErrorKind::InvalidInput
+            }
             ConnectError::Io { kind, .. } => *kind,
         }
     }
@@ -215,6 +223,9 @@ pub enum ListenError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The TLS options cannot be used.
+    #[error(transparent)]
+    TlsConfig(#[from] crate::tls::TlsConfigError),
     /// Any other IO failure while binding or listening.
     #[error("listen on {target} failed: {kind} (os error {code:?})")]
     Io {
@@ -246,7 +257,9 @@ impl ListenError {
         match self {
             ListenError::AddrInUse { .. } => io::ErrorKind::AddrInUse,
             ListenError::HostNotFound { .. } => io::ErrorKind::NotFound,
-            ListenError::InvalidOption { .. } => io::ErrorKind::InvalidInput,
+            ListenError::InvalidOption { .. } | ListenError::TlsConfig(_) => {
+                io::ErrorKind::InvalidInput
+            }
             ListenError::Io { kind, .. } => *kind,
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{CloseError, ConnectError, SocketError};
 use crate::socket::Socket;
+use crate::tls::TlsError;
 
 /// Bun's `socket: { open, data, drain, ... }` as a trait: implement the methods you need; the
 /// rest are no-ops. One value serves every socket of a listener; per-socket state lives in
@@ -51,6 +52,18 @@ pub trait Handler: Send + Sync + 'static {
     /// The socket closed: exactly once per opened socket, and nothing fires after it. `error`
     /// is `None` for a clean close.
     fn close(&self, socket: &mut Socket<'_, Self::Data>, error: Option<&CloseError>) {}
+
+    /// TLS sockets only: the handshake finished, once per socket, failures included. With
+    /// `success` false the socket closes after this returns (writes are refused). With
+    /// `success` true, `authorization_error` says why the peer's certificate was not trusted
+    /// when `reject_unauthorized` is off. `open` has already run (at TCP connect).
+    fn handshake(
+        &self,
+        socket: &mut Socket<'_, Self::Data>,
+        success: bool,
+        authorization_error: Option<&TlsError>,
+    ) {
+    }
 
     /// A client connect failed; `open` and `close` never fire for it.
     fn connect_error(&self, data: &mut Self::Data, error: &ConnectError) {}

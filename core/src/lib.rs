@@ -105,6 +105,7 @@ mod refs;
 mod sink;
 mod socket;
 mod timer;
+pub mod tls;
 
 pub use addr::{Addr, SocketAddrs};
 pub use connection::{CloseAction, Connection, ConnectionConfig, Event, DEFAULT_END_LINGER};
@@ -121,3 +122,5 @@ pub use bytes::Bytes;
 
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "sim")]
+pub mod test_certs;

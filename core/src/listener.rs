@@ -12,6 +12,8 @@ use crate::driver::Driver;
 use crate::handler::Handler;
 use crate::refs::{RefCounter, RefGuard};
 use crate::socket::{Shared, SocketHandle};
+use crate::tls::session::TlsSession;
+use crate::tls::ServerTls;
 
 struct ListenerState<D> {
     stopped: bool,
@@ -27,6 +29,7 @@ pub struct ListenerShared<D> {
     state: Mutex<ListenerState<D>>,
     config: ConnectionConfig,
     refs: &'static RefCounter,
+    tls: Option<ServerTls>,
 }
 
 impl<D: Send + 'static> ListenerShared<D> {
@@ -36,6 +39,7 @@ impl<D: Send + 'static> ListenerShared<D> {
         handler: Arc<dyn Handler<Data = D>>,
         config: ConnectionConfig,
         refs: &'static RefCounter,
+        tls: Option<ServerTls>,
     ) -> Arc<Self> {
         Arc::new(ListenerShared {
             state: Mutex::new(ListenerState {
@@ -48,6 +52,7 @@ impl<D: Send + 'static> ListenerShared<D> {
             }),
             config,
             refs,
+            tls,
         })
     }
 
@@ -55,8 +60,9 @@ impl<D: Send + 'static> ListenerShared<D> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers an accepted connection and returns its driver (with `Open` queued), or `None`
-    /// if the listener was stopped meanwhile (drop the connection).
+    /// Registers an accepted connection and returns its driver (with `Open` queued; for a TLS
+    /// listener the handshake starts), or `None` if the listener was stopped meanwhile (drop
+    /// the connection).
     pub fn accept(
         self: &Arc<Self>,
         now: Instant,
@@ -67,6 +73,16 @@ impl<D: Send + 'static> ListenerShared<D> {
         if state.stopped {
             return None;
         }
+        let tls = match &self.tls {
+            None => None,
+            Some(tls) => match TlsSession::server(tls) {
+                Ok(session) => Some((session, tls.handshake_timeout)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a TLS session; dropping connection");
+                    return None;
+                }
+            },
+        };
         let id = state.next_id;
         state.next_id += 1;
         let driver = Driver::from_parts(
@@ -77,6 +93,7 @@ impl<D: Send + 'static> ListenerShared<D> {
             now,
             self.refs,
             Some((Arc::downgrade(self), id)),
+            tls,
         );
         state.sockets.insert(id, driver.handle().shared);
         Some(driver)

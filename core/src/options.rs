@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::connection::{ConnectionConfig, DEFAULT_END_LINGER};
 use crate::error::{ConnectError, ListenError};
 use crate::sink::DEFAULT_HIGH_WATER_MARK;
+use crate::tls::{ClientTlsOptions, ServerTlsOptions};
 
 /// Longest Unix socket path Linux accepts (`sun_path` is 108 bytes with the NUL).
 pub const MAX_UNIX_PATH: usize = 107;
@@ -115,6 +116,8 @@ pub struct ListenOptions<D> {
     pub nodelay: bool,
     /// The initial user data of each accepted socket.
     pub data: DataFactory<D>,
+    /// TLS: serve every connection over TLS with these settings.
+    pub tls: Option<ServerTlsOptions>,
 }
 
 impl<D: Default + 'static> ListenOptions<D> {
@@ -144,6 +147,7 @@ impl<D: Default + 'static> ListenOptions<D> {
             end_linger: DEFAULT_END_LINGER,
             nodelay: true,
             data: Arc::new(D::default),
+            tls: None,
         }
     }
 }
@@ -166,6 +170,7 @@ impl ListenOptions<()> {
             end_linger: self.end_linger,
             nodelay: self.nodelay,
             data: Arc::new(make),
+            tls: self.tls,
         }
     }
 }
@@ -211,6 +216,11 @@ impl<D> ListenOptions<D> {
         self.nodelay = on;
         self
     }
+    /// Serves TLS (Bun's `tls` option).
+    pub fn tls(mut self, tls: ServerTlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
     /// The per-connection settings these options give.
     pub fn connection_config(&self) -> ConnectionConfig {
         ConnectionConfig::default()
@@ -249,6 +259,8 @@ pub struct ConnectOptions<D> {
     pub nodelay: bool,
     /// Give up connecting after this long (`None`: the OS decides).
     pub timeout: Option<Duration>,
+    /// TLS: connect over TLS with these settings.
+    pub tls: Option<ClientTlsOptions>,
 }
 
 impl<D: Default> ConnectOptions<D> {
@@ -274,6 +286,7 @@ impl<D: Default> ConnectOptions<D> {
             end_linger: DEFAULT_END_LINGER,
             nodelay: true,
             timeout: None,
+            tls: None,
         }
     }
 }
@@ -289,6 +302,7 @@ impl ConnectOptions<()> {
             end_linger: self.end_linger,
             nodelay: self.nodelay,
             timeout: self.timeout,
+            tls: self.tls,
         }
     }
 }
@@ -317,6 +331,11 @@ impl<D> ConnectOptions<D> {
     /// Sets [`timeout`](Self::timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+    /// Connects over TLS (Bun's `tls` option).
+    pub fn tls(mut self, tls: ClientTlsOptions) -> Self {
+        self.tls = Some(tls);
         self
     }
     /// The per-connection settings these options give.

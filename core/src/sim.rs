@@ -28,6 +28,8 @@ pub enum Seen {
     End,
     /// `timeout`
     Timeout,
+    /// `handshake` (TLS)
+    Handshake(bool, Option<crate::tls::TlsError>),
     /// `error`
     Error(SocketError),
     /// `close`
@@ -43,6 +45,7 @@ impl Seen {
             Seen::Drain => "drain",
             Seen::End => "end",
             Seen::Timeout => "timeout",
+            Seen::Handshake(..) => "handshake",
             Seen::Error(_) => "error",
             Seen::Close(_) => "close",
         }
@@ -155,6 +158,14 @@ impl Handler for SimHandler {
     fn timeout(&self, s: &mut Socket<'_, SimData>) {
         self.record(s, Seen::Timeout)
     }
+    fn handshake(
+        &self,
+        s: &mut Socket<'_, SimData>,
+        success: bool,
+        e: Option<&crate::tls::TlsError>,
+    ) {
+        self.record(s, Seen::Handshake(success, e.cloned()))
+    }
     fn error(&self, s: &mut Socket<'_, SimData>, e: &SocketError) {
         self.record(s, Seen::Error(e.clone()))
     }
@@ -265,8 +276,48 @@ impl Pair {
         server: Arc<dyn Handler<Data = SimData>>,
         client: Arc<dyn Handler<Data = SimData>>,
     ) -> Self {
+        Self::with_tls(config, None, server, client)
+    }
+
+    /// A TLS server end with a plain-TCP client end (garbage, silence).
+    pub fn with_tls_server_only(
+        server_tls: crate::tls::ServerTls,
+        server: Arc<dyn Handler<Data = SimData>>,
+        client: Arc<dyn Handler<Data = SimData>>,
+    ) -> Self {
+        Self::build(
+            PairConfig::default(),
+            Some(server_tls),
+            None,
+            server,
+            client,
+        )
+    }
+
+    /// [`Pair::new`] over TLS when `tls` is given: the server end serves with the first
+    /// configuration, the client end connects with the second.
+    pub fn with_tls(
+        config: PairConfig,
+        tls: Option<(crate::tls::ServerTls, crate::tls::ClientTls)>,
+        server: Arc<dyn Handler<Data = SimData>>,
+        client: Arc<dyn Handler<Data = SimData>>,
+    ) -> Self {
+        let (server_tls, client_tls) = match tls {
+            Some((s, c)) => (Some(s), Some(c)),
+            None => (None, None),
+        };
+        Self::build(config, server_tls, client_tls, server, client)
+    }
+
+    fn build(
+        config: PairConfig,
+        server_tls: Option<crate::tls::ServerTls>,
+        client_tls: Option<crate::tls::ClientTls>,
+        server: Arc<dyn Handler<Data = SimData>>,
+        client: Arc<dyn Handler<Data = SimData>>,
+    ) -> Self {
         let now = Instant::now();
-        let listener = ListenerShared::new(server, config.server, &SIM_REFS);
+        let listener = ListenerShared::new(server, config.server, &SIM_REFS, server_tls);
         listener.set_ref(false);
         let slog = Arc::new(Mutex::new(SideLog::default()));
         let clog = Arc::new(Mutex::new(SideLog::default()));
@@ -281,14 +332,14 @@ impl Pair {
         let sdriver = listener
             .accept(now, saddrs, SimData { log: slog.clone() })
             .expect("a fresh listener accepts");
-        let cdriver = Driver::connected(
-            client,
-            config.client,
-            caddrs,
-            SimData { log: clog.clone() },
-            now,
-            &SIM_REFS,
-        );
+        let cdata = SimData { log: clog.clone() };
+        let cdriver = match &client_tls {
+            None => Driver::connected(client, config.client, caddrs, cdata, now, &SIM_REFS),
+            Some(tls) => {
+                Driver::connected_tls(client, config.client, caddrs, cdata, now, &SIM_REFS, tls)
+                    .unwrap_or_else(|(_, e)| panic!("client TLS session: {e}"))
+            }
+        };
         Pair {
             ends: [SimEnd::new(sdriver, slog), SimEnd::new(cdriver, clog)],
             listener,

@@ -182,6 +182,12 @@ macro_rules! socket_ops {
             self.shared().lock().conn.is_closed()
         }
 
+        /// What the TLS handshake negotiated (ALPN, version, cipher suite, SNI name, peer
+        /// certificates); `None` for plain TCP or before the handshake completes.
+        pub fn tls_info(&self) -> Option<std::sync::Arc<crate::tls::TlsInfo>> {
+            self.shared().lock().conn.tls_info().cloned()
+        }
+
         /// Whether writes are still accepted (not ended, not closed).
         pub fn is_writable(&self) -> bool {
             self.shared().lock().conn.may_send()

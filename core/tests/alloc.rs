@@ -140,7 +140,7 @@ fn measure_warm(what: &str, mut turn: impl FnMut()) -> (usize, usize) {
 #[test]
 fn driver_echo_steady_state_allocates_nothing() {
     let mut now = Instant::now();
-    let listener = ListenerShared::new(Arc::new(Echo), ConnectionConfig::default(), &REFS);
+    let listener = ListenerShared::new(Arc::new(Echo), ConnectionConfig::default(), &REFS, None);
     let mut driver = listener
         .accept(now, addrs(), 0u64)
         .expect("listener is open");

@@ -8,6 +8,8 @@ use sansock_core::{
     SocketAddrs, SocketHandle,
 };
 
+use sansock_core::tls::TlsConfigError;
+
 use crate::io_loop;
 use crate::runtime::Runtime;
 use crate::setup;
@@ -21,6 +23,19 @@ pub async fn connect<R: Runtime, D: Send + 'static>(
     handler: Arc<dyn Handler<Data = D>>,
 ) -> Result<SocketHandle<D>, ConnectError> {
     let endpoint = options.endpoint.clone();
+    let tls = match (&options.tls, endpoint.host()) {
+        (Some(tls), host) => {
+            match tls.build(host.unwrap_or("localhost"), &|path| std::fs::read(path)) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    let e = ConnectError::from(e);
+                    report_connect_error(&*handler, &mut options.data, &e);
+                    return Err(e);
+                }
+            }
+        }
+        (None, _) => None,
+    };
     let connected = match (options.validate(), options.timeout) {
         (Err(e), _) => Err(e),
         (Ok(()), None) => open_stream::<R>(&endpoint).await,
@@ -41,14 +56,21 @@ pub async fn connect<R: Runtime, D: Send + 'static>(
     };
     setup::configure_stream(&stream, options.nodelay);
     let config = options.connection_config();
-    let mut driver = Driver::connected(
-        handler,
-        config,
-        addrs,
-        options.data,
-        Instant::now(),
-        R::refs(),
-    );
+    let now = Instant::now();
+    let mut driver = match &tls {
+        None => Driver::connected(handler, config, addrs, options.data, now, R::refs()),
+        Some(tls) => {
+            let h = handler.clone();
+            match Driver::connected_tls(h, config, addrs, options.data, now, R::refs(), tls) {
+                Ok(driver) => driver,
+                Err((mut data, e)) => {
+                    let e = ConnectError::TlsConfig(TlsConfigError::Rustls(e.to_string()));
+                    report_connect_error(&*handler, &mut data, &e);
+                    return Err(e);
+                }
+            }
+        }
+    };
     driver.dispatch();
     let handle = driver.handle();
     R::spawn(io_loop::run::<D, R::Stream, R::Timer>(stream, driver));

@@ -128,6 +128,12 @@ pub async fn listen<R: Runtime, D: Send + 'static>(
     handler: Arc<dyn Handler<Data = D>>,
 ) -> Result<Listener<R, D>, ListenError> {
     options.validate()?;
+    // Bad TLS options fail here, before anything is bound: never a listener whose every
+    // handshake fails.
+    let tls = match &options.tls {
+        Some(tls) => Some(tls.build(&|path| std::fs::read(path))?),
+        None => None,
+    };
     let addrs = resolve::<R>(&options.endpoint).await?;
     let bound = setup::bind(&options, &addrs)?;
     let target = options.endpoint.to_string();
@@ -142,7 +148,7 @@ pub async fn listen<R: Runtime, D: Send + 'static>(
     };
     let acceptor = R::acceptor(bound).map_err(io_err)?;
     let inner = Arc::new(Inner::<R, D> {
-        shared: ListenerShared::new(handler, options.connection_config(), R::refs()),
+        shared: ListenerShared::new(handler, options.connection_config(), R::refs(), tls),
         acceptor: Mutex::new(Some(acceptor)),
         hostname: options.endpoint.host().map(str::to_owned),
         unix_path,

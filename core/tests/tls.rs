@@ -1,0 +1,473 @@
+//! TLS rules over the simulated link: handshake outcomes, verification, SNI, mutual TLS, ALPN,
+//! close_notify, timeouts, garbage, and configuration errors. Certificates come from rcgen.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sansock_core::sim::{sim_write, Pair, PairConfig, Seen, Side, SimHandler};
+use sansock_core::test_certs::TestPki;
+use sansock_core::tls::{
+    ClientTls, ClientTlsOptions, Pem, ServerTls, ServerTlsOptions, TlsConfigError, TlsError,
+};
+use sansock_core::ConnectionConfig;
+
+fn pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(TestPki::generate)
+}
+
+fn no_files(_: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    Err(std::io::ErrorKind::NotFound.into())
+}
+
+fn server_tls(opts: ServerTlsOptions) -> ServerTls {
+    opts.build(&no_files).expect("server config")
+}
+
+fn default_server() -> ServerTlsOptions {
+    ServerTlsOptions::new(
+        pki().server.key_pem.as_str(),
+        pki().server.cert_pem.as_str(),
+    )
+}
+
+fn client_tls(opts: ClientTlsOptions) -> ClientTls {
+    opts.build("localhost", &no_files).expect("client config")
+}
+
+fn trusting_client() -> ClientTlsOptions {
+    ClientTlsOptions::new().ca(pki().ca_pem.as_str())
+}
+
+fn echo() -> Arc<SimHandler> {
+    SimHandler::new(|seen, s| {
+        if let Seen::Data(bytes) = seen {
+            let _ = sim_write(s, bytes);
+        }
+    })
+}
+
+fn hello_client() -> Arc<SimHandler> {
+    SimHandler::new(|seen, s| {
+        if *seen == Seen::Open {
+            // Written before the handshake: queued, sent after it.
+            sim_write(s, b"hello").unwrap();
+        }
+    })
+}
+
+fn pair(
+    server: ServerTlsOptions,
+    client: ClientTlsOptions,
+    sh: Arc<SimHandler>,
+    ch: Arc<SimHandler>,
+) -> Pair {
+    Pair::with_tls(
+        PairConfig::default(),
+        Some((server_tls(server), client_tls(client))),
+        sh,
+        ch,
+    )
+}
+
+#[test]
+fn handshake_then_echo_with_writes_queued_before_it() {
+    let mut p = pair(default_server(), trusting_client(), echo(), hello_client());
+    p.run();
+    p.check().unwrap();
+    assert_eq!(p.end(Side::Client).trace(), ["open", "handshake", "data"]);
+    assert_eq!(p.end(Side::Server).trace(), ["open", "handshake", "data"]);
+    assert_eq!(
+        p.end(Side::Client).log().events[1],
+        Seen::Handshake(true, None)
+    );
+    assert_eq!(
+        p.end(Side::Server).log().events[1],
+        Seen::Handshake(true, None)
+    );
+    assert_eq!(p.end(Side::Client).log().received, b"hello");
+    let info = p
+        .end(Side::Client)
+        .handle()
+        .tls_info()
+        .expect("info after handshake");
+    assert_eq!(info.version.as_deref(), Some("TLSv1.3"));
+    assert!(info.authorized);
+    assert!(!info.peer_certificates.is_empty());
+    assert!(info.cipher_suite.is_some());
+}
+
+#[test]
+fn end_sends_close_notify_and_both_sides_close() {
+    let mut p = pair(default_server(), trusting_client(), echo(), hello_client());
+    p.run();
+    p.end(Side::Client).handle().end();
+    p.run();
+    p.check().unwrap();
+    assert_eq!(
+        p.end(Side::Server).trace(),
+        ["open", "handshake", "data", "end", "close"]
+    );
+    assert_eq!(
+        p.end(Side::Client).trace(),
+        ["open", "handshake", "data", "end", "close"]
+    );
+    assert_eq!(
+        p.end(Side::Client).log().events.last(),
+        Some(&Seen::Close(None))
+    );
+}
+
+fn assert_rejected(p: &mut Pair, reason: TlsError) {
+    p.run();
+    p.check().unwrap();
+    let client = p.end(Side::Client).log().events.clone();
+    assert_eq!(
+        client,
+        [
+            Seen::Open,
+            Seen::Handshake(false, Some(reason)),
+            Seen::Close(None)
+        ]
+    );
+    let server = p.end(Side::Server).log().events.clone();
+    assert!(
+        matches!(
+            server[1],
+            Seen::Handshake(false, Some(TlsError::PeerAlert(_)))
+        ),
+        "{server:?}"
+    );
+    assert_eq!(server.last(), Some(&Seen::Close(None)));
+    assert!(
+        p.end(Side::Server).log().received.is_empty(),
+        "no application data after a rejection"
+    );
+}
+
+#[test]
+fn untrusted_chain_is_rejected() {
+    let server = ServerTlsOptions::new(
+        pki().self_signed.key_pem.as_str(),
+        pki().self_signed.cert_pem.as_str(),
+    );
+    let mut p = pair(server, trusting_client(), echo(), hello_client());
+    assert_rejected(&mut p, TlsError::UnknownIssuer);
+}
+
+#[test]
+fn name_mismatch_is_rejected() {
+    let server = ServerTlsOptions::new(
+        pki().wrong_name.key_pem.as_str(),
+        pki().wrong_name.cert_pem.as_str(),
+    );
+    let mut p = pair(server, trusting_client(), echo(), hello_client());
+    assert_rejected(&mut p, TlsError::NameMismatch);
+}
+
+#[test]
+fn expired_certificate_is_rejected() {
+    let server = ServerTlsOptions::new(
+        pki().expired.key_pem.as_str(),
+        pki().expired.cert_pem.as_str(),
+    );
+    let mut p = pair(server, trusting_client(), echo(), hello_client());
+    assert_rejected(&mut p, TlsError::Expired);
+}
+
+#[test]
+fn mozilla_roots_do_not_trust_a_private_ca() {
+    let mut p = pair(
+        default_server(),
+        ClientTlsOptions::new(),
+        echo(),
+        hello_client(),
+    );
+    assert_rejected(&mut p, TlsError::UnknownIssuer);
+}
+
+#[test]
+fn reject_unauthorized_off_proceeds_and_reports_why() {
+    for (pair_, reason) in [
+        (&pki().self_signed, TlsError::UnknownIssuer),
+        (&pki().wrong_name, TlsError::NameMismatch),
+        (&pki().expired, TlsError::Expired),
+    ] {
+        let server = ServerTlsOptions::new(pair_.key_pem.as_str(), pair_.cert_pem.as_str());
+        let client = trusting_client().reject_unauthorized(false);
+        let mut p = pair(server, client, echo(), hello_client());
+        p.run();
+        p.check().unwrap();
+        assert_eq!(
+            p.end(Side::Client).log().events[1],
+            Seen::Handshake(true, Some(reason.clone()))
+        );
+        assert_eq!(
+            p.end(Side::Client).log().received,
+            b"hello",
+            "data flows ({reason})"
+        );
+        let info = p.end(Side::Client).handle().tls_info().unwrap();
+        assert!(!info.authorized);
+        assert_eq!(info.authorization_error, Some(reason));
+    }
+}
+
+#[test]
+fn sni_selects_the_certificate() {
+    let server = default_server().sni(
+        "other.test",
+        pki().sni_other.key_pem.as_str(),
+        pki().sni_other.cert_pem.as_str(),
+    );
+    let client = trusting_client().server_name("other.test");
+    let mut p = pair(server, client, echo(), hello_client());
+    p.run();
+    p.check().unwrap();
+    assert_eq!(
+        p.end(Side::Client).log().events[1],
+        Seen::Handshake(true, None)
+    );
+    let server_info = p.end(Side::Server).handle().tls_info().unwrap();
+    assert_eq!(server_info.server_name.as_deref(), Some("other.test"));
+    let client_info = p.end(Side::Client).handle().tls_info().unwrap();
+    let sni_der = rustls_pki_types_der(&pki().sni_other.cert_pem);
+    assert_eq!(client_info.peer_certificates[0], sni_der);
+}
+
+fn rustls_pki_types_der(pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn mutual_tls_accepts_a_trusted_client_and_refuses_others() {
+    let mtls = || {
+        default_server()
+            .ca(pki().ca_pem.as_str())
+            .request_cert(true)
+    };
+    // Trusted client certificate.
+    let client = trusting_client().client_cert(
+        pki().client.cert_pem.as_str(),
+        pki().client.key_pem.as_str(),
+    );
+    let mut p = pair(mtls(), client, echo(), hello_client());
+    p.run();
+    p.check().unwrap();
+    assert_eq!(
+        p.end(Side::Server).log().events[1],
+        Seen::Handshake(true, None)
+    );
+    assert_eq!(p.end(Side::Client).log().received, b"hello");
+    assert!(p.end(Side::Server).handle().tls_info().unwrap().authorized);
+    // A certificate from another CA.
+    let client = trusting_client().client_cert(
+        pki().untrusted_client.cert_pem.as_str(),
+        pki().untrusted_client.key_pem.as_str(),
+    );
+    let mut p = pair(mtls(), client, echo(), hello_client());
+    p.run();
+    p.check().unwrap();
+    let server = p.end(Side::Server).log().events.clone();
+    assert_eq!(
+        server[1],
+        Seen::Handshake(false, Some(TlsError::UnknownIssuer)),
+        "{server:?}"
+    );
+    assert!(p.end(Side::Server).log().received.is_empty());
+    // No certificate at all.
+    let mut p = pair(mtls(), trusting_client(), echo(), hello_client());
+    p.run();
+    p.check().unwrap();
+    let server = p.end(Side::Server).log().events.clone();
+    assert_eq!(
+        server[1],
+        Seen::Handshake(false, Some(TlsError::NoPeerCertificate)),
+        "{server:?}"
+    );
+}
+
+#[test]
+fn alpn_is_negotiated() {
+    let server = default_server().alpn(["h2", "http/1.1"]);
+    let client = trusting_client().alpn(["http/1.1"]);
+    let mut p = pair(server, client, echo(), hello_client());
+    p.run();
+    let info = p.end(Side::Client).handle().tls_info().unwrap();
+    assert_eq!(info.alpn_protocol.as_deref(), Some(&b"http/1.1"[..]));
+}
+
+#[test]
+fn garbage_to_a_tls_server_fails_its_handshake_only() {
+    // The client speaks plain TCP to a TLS server.
+    let server = server_tls(default_server());
+    let client_plain = SimHandler::new(|seen, s| {
+        if *seen == Seen::Open {
+            sim_write(s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        }
+    });
+    let mut p = Pair::with_tls_server_only(server, echo(), client_plain);
+    p.run();
+    // (The byte invariant does not hold here: the plain client receives the raw alert.)
+    assert!(p.end(Side::Server).log().violation.is_none());
+    let events = p.end(Side::Server).log().events.clone();
+    assert!(
+        matches!(
+            events[1],
+            Seen::Handshake(false, Some(TlsError::Protocol(_)))
+        ),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&Seen::Close(None)));
+    assert!(p.end(Side::Server).log().received.is_empty());
+}
+
+fn quiet() -> Arc<SimHandler> {
+    SimHandler::new(|_, _| {})
+}
+
+#[test]
+fn handshake_timeout_drops_a_silent_client() {
+    let server = server_tls(default_server().handshake_timeout(Duration::from_secs(3)));
+    let mut p = Pair::with_tls_server_only(server, echo(), quiet());
+    p.run();
+    p.advance(Duration::from_millis(2999));
+    p.run();
+    assert_eq!(p.end(Side::Server).trace(), ["open"]);
+    p.advance(Duration::from_millis(1));
+    p.run();
+    let events = p.end(Side::Server).log().events.clone();
+    assert_eq!(
+        events,
+        [
+            Seen::Open,
+            Seen::Handshake(false, Some(TlsError::HandshakeTimeout)),
+            Seen::Close(None)
+        ]
+    );
+}
+
+#[test]
+fn backpressure_over_tls_delivers_exactly_the_accepted_bytes() {
+    let config = PairConfig {
+        server: ConnectionConfig::default().high_water_mark(50_000),
+        client: ConnectionConfig::default(),
+    };
+    let server = SimHandler::new(|seen, s| {
+        if matches!(seen, Seen::Handshake(true, _) | Seen::Drain) {
+            let chunk: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+            // Write until refused, up to 400 kB in all.
+            while s.bytes_written() < 400_000 && sim_write(s, &chunk).unwrap() == chunk.len() {}
+        }
+    });
+    let client = SimHandler::new(|seen, s| {
+        if *seen == Seen::Open {
+            s.pause();
+        }
+    });
+    let mut p = Pair::with_tls(
+        config,
+        Some((server_tls(default_server()), client_tls(trusting_client()))),
+        server,
+        client,
+    );
+    p.capacity = 100_000;
+    p.run();
+    let accepted = p.end(Side::Server).log().accepted.len();
+    assert!(accepted > 50_000, "the server wrote past the first refusal");
+    p.end(Side::Client).handle().resume();
+    p.run();
+    assert!(p.end(Side::Server).log().accepted.len() >= 400_000);
+    p.end(Side::Server).handle().end();
+    p.run();
+    p.check().unwrap();
+    let (accepted, received) = (
+        p.end(Side::Server).log().accepted.clone(),
+        p.end(Side::Client).log().received.clone(),
+    );
+    assert_eq!(received.len(), accepted.len());
+    assert!(received == accepted);
+    assert!(p.end(Side::Server).trace().contains(&"drain"));
+}
+
+#[test]
+fn configuration_errors_are_typed_and_name_the_field() {
+    let build = |o: ServerTlsOptions| o.build(&no_files).unwrap_err();
+    let e = build(ServerTlsOptions::new(
+        "not pem",
+        pki().server.cert_pem.as_str(),
+    ));
+    assert!(
+        matches!(e, TlsConfigError::NoPemBlock { field: "key", .. }),
+        "{e}"
+    );
+    let e = build(ServerTlsOptions::new(
+        pki().server.key_pem.as_str(),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    ));
+    assert!(
+        matches!(
+            e,
+            TlsConfigError::BadPem { field: "cert", .. }
+                | TlsConfigError::NoPemBlock { field: "cert", .. }
+        ),
+        "{e}"
+    );
+    let e = build(ServerTlsOptions::new(
+        pki().client.key_pem.as_str(),
+        pki().server.cert_pem.as_str(),
+    ));
+    assert_eq!(e, TlsConfigError::KeyMismatch { field: "key" });
+    let e = build(ServerTlsOptions::new(
+        Pem::file("/no/such/key.pem"),
+        pki().server.cert_pem.as_str(),
+    ));
+    assert!(
+        matches!(
+            e,
+            TlsConfigError::Unreadable {
+                field: "key",
+                kind: std::io::ErrorKind::NotFound,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = build(ServerTlsOptions::new(
+        Pem::List(vec![]),
+        pki().server.cert_pem.as_str(),
+    ));
+    assert_eq!(e, TlsConfigError::EmptyList { field: "key" });
+    let e = build(default_server().request_cert(true));
+    assert_eq!(
+        e,
+        TlsConfigError::Missing {
+            field: "ca",
+            with: "request_cert"
+        }
+    );
+    // PEM from a list of sources works (key in one blob, certificate chain in another).
+    let ok = ServerTlsOptions::new(
+        Pem::List(vec![Pem::Text(pki().server.key_pem.clone())]),
+        Pem::List(vec![
+            Pem::Bytes(pki().server.cert_pem.clone().into_bytes()),
+            Pem::Text(pki().ca_pem.clone()),
+        ]),
+    );
+    ok.build(&no_files).expect("a list of PEM sources");
+    let e = ClientTlsOptions::new()
+        .build("bad name!", &no_files)
+        .unwrap_err();
+    assert!(matches!(e, TlsConfigError::InvalidServerName { .. }), "{e}");
+    let e = ClientTlsOptions::new()
+        .ca("garbage")
+        .build("localhost", &no_files)
+        .unwrap_err();
+    assert!(
+        matches!(e, TlsConfigError::NoPemBlock { field: "ca", .. }),
+        "{e}"
+    );
+}
