@@ -182,6 +182,9 @@ pub struct Connection {
     recv_finished: bool,
     paused: bool,
     sink: Sink,
+    /// `Open` has not been handed out yet. A flag rather than a queue entry, so a connection
+    /// that sees no other event (an idle one) never allocates the queue.
+    open_pending: bool,
     events: VecDeque<Event>,
     idle: IdleTimer,
     linger: Linger,
@@ -199,8 +202,6 @@ pub struct Connection {
 impl Connection {
     /// A connection that has just been accepted or connected at `now`; `Open` is queued.
     pub fn new(config: ConnectionConfig, now: Instant) -> Self {
-        let mut events = VecDeque::with_capacity(4);
-        events.push_back(Event::Open);
         Connection {
             sink: Sink::with_high_water_mark(config.high_water_mark),
             config,
@@ -209,7 +210,8 @@ impl Connection {
             fin_mode: FinMode::HalfClose,
             recv_finished: false,
             paused: false,
-            events,
+            open_pending: true,
+            events: VecDeque::new(),
             idle: IdleTimer::new(now),
             linger: Linger::Off,
             drain_owed: false,
@@ -345,7 +347,11 @@ impl Connection {
     }
 
     fn accepted(&mut self, n: usize, offered: usize) -> Result<usize, WriteError> {
-        if n < offered {
+        if n < offered && !self.drain_owed {
+            tracing::trace!(
+                buffered = self.sink.len(),
+                "backpressure: write refused until drain"
+            );
             self.drain_owed = true;
         }
         self.bytes_accepted += n as u64;
@@ -524,6 +530,11 @@ impl Connection {
         if self.end_after_end_event {
             self.end_after_end_event = false;
             self.begin_fin(FinMode::HalfClose);
+        }
+        if self.open_pending {
+            // `Open` is always first: it was queued before anything else could be.
+            self.open_pending = false;
+            return Some(Event::Open);
         }
         let event = self.events.pop_front();
         if event == Some(Event::End) && !self.config.allow_half_open {

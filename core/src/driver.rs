@@ -144,6 +144,32 @@ impl<D: Send + 'static> Driver<D> {
                 }
             };
             let h = &*handler;
+            let addrs = &self.shared.addrs;
+            match &event {
+                Event::Open => {
+                    tracing::debug!(local = %addrs.local, remote = %addrs.remote, "socket opened")
+                }
+                Event::Close(error) => {
+                    tracing::debug!(remote = %addrs.remote, ?error, "socket closed")
+                }
+                Event::Handshake {
+                    success: true,
+                    authorization_error,
+                } => {
+                    tracing::debug!(remote = %addrs.remote, ?authorization_error, "TLS handshake done")
+                }
+                Event::Handshake {
+                    success: false,
+                    authorization_error,
+                } => {
+                    tracing::info!(remote = %addrs.remote, ?authorization_error, "TLS handshake failed")
+                }
+                Event::Error(error) => {
+                    tracing::warn!(remote = %addrs.remote, %error, "socket error")
+                }
+                Event::Drain => tracing::trace!(remote = %addrs.remote, "drained: writable again"),
+                _ => {}
+            }
             match event {
                 Event::Open => self.call("open", |s| h.open(s)),
                 Event::Drain => self.call("drain", |s| h.drain(s)),

@@ -14,6 +14,24 @@ pub fn flag(name: &str) -> Option<String> {
     None
 }
 
+/// With `--log` (or `--log=LEVEL`, default `debug`), prints sansock's `tracing` events to
+/// stderr: connections opened and closed with addresses, handshakes, errors, backpressure.
+pub fn init_logging() {
+    let level = std::env::args().skip(1).find_map(|a| {
+        if a == "--log" {
+            Some("debug".to_owned())
+        } else {
+            a.strip_prefix("--log=").map(str::to_owned)
+        }
+    });
+    if let Some(level) = level {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
+
 /// The runtimes an example can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rt {
@@ -45,7 +63,8 @@ pub fn runtime() -> Rt {
 /// names.
 #[macro_export]
 macro_rules! run_on_selected_runtime {
-    ($main:ident) => {
+    ($main:ident) => {{
+        $crate::init_logging();
         match $crate::runtime() {
             $crate::Rt::Tokio => ::tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -62,5 +81,5 @@ macro_rules! run_on_selected_runtime {
                 ::async_std::task::block_on($main::<::sansock_async_std::AsyncStd>())
             }
         }
-    };
+    }};
 }

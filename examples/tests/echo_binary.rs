@@ -115,3 +115,181 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn echo_binary_serves_tls_with_a_self_signed_certificate() {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_echo"))
+            .args(["--port", "0", "--tls-self-signed"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start echo"),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut second).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let ca = second.trim().rsplit(' ').next().unwrap().to_owned();
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipped: openssl not installed");
+        return;
+    }
+    let mut client = KillOnDrop(
+        Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &addr,
+                "-servername",
+                "localhost",
+                "-verify_return_error",
+                "-quiet",
+                "-CAfile",
+                &ca,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    client
+        .0
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"secure echo\n")
+        .unwrap();
+    let mut buf = [0u8; 12];
+    client
+        .0
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"secure echo\n");
+    let _ = std::fs::remove_file(ca);
+    drop(client);
+}
+
+/// Peak resident memory of a process, from /proc (Linux).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn proxy_moves_a_gigabyte_with_bounded_memory() {
+    // Upstream: a plain echo server on a thread.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (s, _) = upstream.accept().unwrap();
+        let mut r = s.try_clone().unwrap();
+        let mut w = s;
+        let _ = std::io::copy(&mut r, &mut w);
+        let _ = w.shutdown(std::net::Shutdown::Write);
+    });
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_proxy"))
+            .args(["--port", "0", "--upstream", &up_addr.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start proxy"),
+    );
+    let mut first = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    const TOTAL: usize = 1 << 30;
+    let chunk: Vec<u8> = (0..1u32 << 20).map(|i| (i % 253) as u8).collect();
+    let mut writer = stream.try_clone().unwrap();
+    let c2 = chunk.clone();
+    let t = std::thread::spawn(move || {
+        for _ in 0..TOTAL / c2.len() {
+            writer.write_all(&c2).unwrap();
+        }
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut reader = stream;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0usize;
+    while got < TOTAL {
+        let n = reader
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read failed after {got} bytes: {e}"));
+        assert!(n > 0, "proxy closed early after {got} bytes");
+        for (i, b) in buf[..n].iter().enumerate() {
+            assert_eq!(
+                *b,
+                chunk[(got + i) % chunk.len()],
+                "corrupt byte at {}",
+                got + i
+            );
+        }
+        got += n;
+    }
+    t.join().unwrap();
+    let peak = peak_rss_kib(child.0.id()).unwrap_or(0);
+    eprintln!("proxy peak RSS after moving 1 GiB each way: {peak} KiB");
+    // Bounded: buffers are at most 2 x 256 KiB high-water marks + 2 reads per connection.
+    assert!(peak < 64 * 1024, "proxy peak RSS {peak} KiB is not bounded");
+}
+
+#[test]
+fn line_client_gets_replies_and_times_out_on_silence() {
+    let mut echo = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_echo"))
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    BufReader::new(echo.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_line_client"))
+        .args(["--connect", &addr, "one", "two"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "< one\n< two\n");
+    // A server that never answers: the idle timeout fires and the client gives up.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_line_client"))
+        .args(["--connect", &silent_addr, "--timeout-ms", "200", "hello?"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no reply within"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(silent);
+}

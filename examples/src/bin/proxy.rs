@@ -1,0 +1,156 @@
+//! A TCP proxy with end-to-end backpressure:
+//! `proxy --upstream HOST:PORT [--runtime R] [--host H] [--port P] [--log]`.
+//!
+//! Each accepted client gets its own upstream connection. Bytes one side cannot accept are
+//! kept (at most one read's worth) and the side that sent them is paused until the other
+//! drains, so memory per connection stays bounded (two high-water marks plus two reads)
+//! however fast either end sends.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sansock_core::{CloseError, ConnectOptions, Handler, ListenOptions, Socket, SocketHandle};
+use sansock_io::Runtime;
+
+/// One end of a proxied connection.
+#[derive(Default)]
+struct Pipe {
+    /// The other end (for a client: set once the upstream connect succeeded).
+    peer: Arc<OnceLock<SocketHandle<Pipe>>>,
+    /// Bytes from the peer that this socket refused; written on our `drain`.
+    into_me: Arc<Mutex<Vec<u8>>>,
+    /// Bytes read here that the peer refused; written on the peer's `drain`.
+    into_peer: Arc<Mutex<Vec<u8>>>,
+}
+
+fn relay_data(socket: &mut Socket<'_, Pipe>, bytes: &[u8]) {
+    let Some(peer) = socket.data().peer.get().cloned() else {
+        return;
+    };
+    // Hold the queue's lock across the write: the peer's `drain` (maybe on another thread)
+    // takes it too, so it either sees the bytes we keep or runs before we write.
+    let into_peer = socket.data().into_peer.clone();
+    let mut queue = into_peer.lock().unwrap();
+    let n = if queue.is_empty() {
+        peer.write(bytes).unwrap_or(bytes.len())
+    } else {
+        0
+    };
+    if n < bytes.len() {
+        // The peer is full: keep the rest and stop reading until it drains.
+        queue.extend_from_slice(&bytes[n..]);
+        socket.pause();
+    }
+}
+
+fn relay_drain(socket: &mut Socket<'_, Pipe>) {
+    let into_me = socket.data().into_me.clone();
+    let mut queue = into_me.lock().unwrap();
+    let n = socket.write(&queue).unwrap_or(queue.len());
+    queue.drain(..n);
+    if queue.is_empty() {
+        if let Some(peer) = socket.data().peer.get() {
+            peer.resume();
+        }
+    }
+}
+
+fn relay_finish(socket: &mut Socket<'_, Pipe>) {
+    if let Some(peer) = socket.data().peer.get() {
+        peer.end();
+    }
+}
+
+/// The upstream side: relays only.
+struct Upstream;
+
+impl Handler for Upstream {
+    type Data = Pipe;
+    fn data(&self, socket: &mut Socket<'_, Pipe>, bytes: &[u8]) {
+        relay_data(socket, bytes)
+    }
+    fn drain(&self, socket: &mut Socket<'_, Pipe>) {
+        relay_drain(socket)
+    }
+    fn end(&self, socket: &mut Socket<'_, Pipe>) {
+        relay_finish(socket)
+    }
+    fn close(&self, socket: &mut Socket<'_, Pipe>, _: Option<&CloseError>) {
+        relay_finish(socket)
+    }
+}
+
+/// Starts the upstream connection for a client (runtime-specific, so a boxed closure).
+type ConnectUpstream =
+    Box<dyn Fn(SocketHandle<Pipe>, Arc<OnceLock<SocketHandle<Pipe>>>, Pipe) + Send + Sync>;
+
+/// The client side: `open` pauses the client and connects upstream; then it relays.
+struct Client {
+    connect: ConnectUpstream,
+}
+
+impl Handler for Client {
+    type Data = Pipe;
+    fn open(&self, socket: &mut Socket<'_, Pipe>) {
+        socket.pause();
+        let upstream = Pipe {
+            peer: Arc::new(OnceLock::from(socket.handle())),
+            into_me: socket.data().into_peer.clone(),
+            into_peer: socket.data().into_me.clone(),
+        };
+        (self.connect)(socket.handle(), socket.data().peer.clone(), upstream);
+    }
+    fn data(&self, socket: &mut Socket<'_, Pipe>, bytes: &[u8]) {
+        relay_data(socket, bytes)
+    }
+    fn drain(&self, socket: &mut Socket<'_, Pipe>) {
+        relay_drain(socket)
+    }
+    fn end(&self, socket: &mut Socket<'_, Pipe>) {
+        relay_finish(socket)
+    }
+    fn close(&self, socket: &mut Socket<'_, Pipe>, _: Option<&CloseError>) {
+        relay_finish(socket)
+    }
+}
+
+fn main() {
+    sansock_examples::run_on_selected_runtime!(serve);
+}
+
+async fn serve<R: Runtime>() {
+    let host = sansock_examples::flag("host").unwrap_or_else(|| "127.0.0.1".to_owned());
+    let port: u16 = sansock_examples::flag("port").map_or(0, |p| p.parse().expect("--port"));
+    let upstream = sansock_examples::flag("upstream").expect("--upstream HOST:PORT");
+    let (up_host, up_port) = upstream.rsplit_once(':').expect("--upstream HOST:PORT");
+    let (up_host, up_port) = (
+        up_host.to_owned(),
+        up_port.parse::<u16>().expect("upstream port"),
+    );
+    let upstream_handlers: Arc<dyn Handler<Data = Pipe>> = Arc::new(Upstream);
+    let connect: ConnectUpstream = Box::new(move |client, client_peer, pipe| {
+        let (host, handlers) = (up_host.clone(), upstream_handlers.clone());
+        R::spawn(async move {
+            let options = ConnectOptions::tcp(host, up_port)
+                .allow_half_open(true)
+                .data(pipe);
+            match sansock_io::connect::<R, _>(options, handlers).await {
+                Ok(up) => {
+                    let _ = client_peer.set(up);
+                    client.resume();
+                }
+                Err(e) => {
+                    eprintln!("proxy: upstream connect failed: {e}");
+                    client.close();
+                }
+            }
+        });
+    });
+    let options = ListenOptions::tcp(host, port)
+        .allow_half_open(true)
+        .data_with(Pipe::default);
+    let listener = sansock_io::listen::<R, _>(options, Arc::new(Client { connect }))
+        .await
+        .expect("listen");
+    println!("listening on {}", listener.local_addr());
+    R::refs().idle().await;
+}
