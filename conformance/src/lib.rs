@@ -7,6 +7,7 @@
 #![allow(missing_docs)]
 
 pub mod recorder;
+pub mod reliability;
 pub mod scenarios;
 pub mod tls_scenarios;
 
