@@ -6,9 +6,10 @@
 //! It passes the same conformance suite as every other adapter. New code should prefer
 //! `sansock-smol` or `sansock-tokio`.
 //!
-//! ```no_run
-//! use sansock_async_std::{listen, Handler, ListenOptions, Socket};
+//! ```
+//! use sansock_async_std::{connect, listen, ConnectOptions, Handler, ListenOptions, Socket};
 //!
+//! /// The server: echoes every byte (buffered, flushed once the handler returns).
 //! struct Echo;
 //! impl Handler for Echo {
 //!     type Data = ();
@@ -17,11 +18,34 @@
 //!     }
 //! }
 //!
+//! /// The client: says hello, checks the echo, ends.
+//! struct Hello;
+//! impl Handler for Hello {
+//!     type Data = Vec<u8>; // what came back
+//!     fn open(&self, socket: &mut Socket<'_, Vec<u8>>) {
+//!         let _ = socket.write(b"hello");
+//!     }
+//!     fn data(&self, socket: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
+//!         socket.data_mut().extend_from_slice(bytes);
+//!         if socket.data().len() == 5 {
+//!             socket.end();
+//!         }
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! async_std::task::block_on(async {
-//!     let listener = listen(ListenOptions::tcp("127.0.0.1", 0), Echo).await.unwrap();
-//!     println!("listening on {}", listener.local_addr());
-//!     sansock_async_std::idle().await;
-//! });
+//! let listener = listen(ListenOptions::tcp("127.0.0.1", 0), Echo).await?;
+//! let port = listener.port().unwrap();
+//! connect(ConnectOptions::tcp("127.0.0.1", port).data(Vec::new()), Hello).await?;
+//! // Like a Bun process: wait until nothing referenced is left (the unref'd listener
+//! // does not count), then stop the listener.
+//! listener.set_ref(false);
+//! sansock_async_std::idle().await;
+//! listener.stop(true);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! })
+//! # }
 //! ```
 
 #![forbid(unsafe_code)]

@@ -25,6 +25,9 @@ pub use runtime::{Acceptor, Runtime, Timer, Transport};
 #[macro_export]
 macro_rules! adapter_api {
     ($runtime:ty) => {
+        /// TLS options and results (Bun's `tls`), from the core.
+        pub use $crate::__core::tls;
+
         /// A listening socket on this runtime; see `sansock_io::Listener` for its methods.
         pub type Listener<D> = $crate::Listener<$runtime, D>;
 

@@ -1,36 +1,45 @@
 //! Bun-style TCP and Unix sockets on tokio: `listen` and `connect` with one shared set of
 //! handlers, driven by the sans-IO [`sansock_core`].
 //!
-//! ```no_run
-//! use sansock_tokio::{listen, connect, Handler, ListenOptions, ConnectOptions, Socket};
+//! ```
+//! use sansock_tokio::{connect, listen, ConnectOptions, Handler, ListenOptions, Socket};
 //!
+//! /// The server: echoes every byte (buffered, flushed once the handler returns).
 //! struct Echo;
 //! impl Handler for Echo {
 //!     type Data = ();
 //!     fn data(&self, socket: &mut Socket<'_, ()>, bytes: &[u8]) {
-//!         let _ = socket.write(bytes); // buffered; flushed once this dispatch returns
+//!         let _ = socket.write(bytes);
 //!     }
 //! }
 //!
-//! struct Client;
-//! impl Handler for Client {
-//!     type Data = ();
-//!     fn open(&self, socket: &mut Socket<'_, ()>) {
+//! /// The client: says hello, checks the echo, ends.
+//! struct Hello;
+//! impl Handler for Hello {
+//!     type Data = Vec<u8>; // what came back
+//!     fn open(&self, socket: &mut Socket<'_, Vec<u8>>) {
 //!         let _ = socket.write(b"hello");
 //!     }
-//!     fn data(&self, socket: &mut Socket<'_, ()>, bytes: &[u8]) {
-//!         println!("echoed: {}", String::from_utf8_lossy(bytes));
-//!         socket.end();
+//!     fn data(&self, socket: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
+//!         socket.data_mut().extend_from_slice(bytes);
+//!         if socket.data().len() == 5 {
+//!             socket.end();
+//!         }
 //!     }
 //! }
 //!
-//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = listen(ListenOptions::tcp("127.0.0.1", 0), Echo).await?;
 //! let port = listener.port().unwrap();
-//! connect(ConnectOptions::tcp("127.0.0.1", port), Client).await?;
-//! sansock_tokio::idle().await; // until nothing referenced is left... after:
+//! connect(ConnectOptions::tcp("127.0.0.1", port).data(Vec::new()), Hello).await?;
+//! // Like a Bun process: wait until nothing referenced is left (the unref'd listener
+//! // does not count), then stop the listener.
+//! listener.set_ref(false);
+//! sansock_tokio::idle().await;
 //! listener.stop(true);
-//! # Ok(()) }
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Works on the current-thread and the multi-thread runtime. See [`sansock_core`] for the
