@@ -9,6 +9,7 @@
 pub mod recorder;
 pub mod reliability;
 pub mod scenarios;
+pub mod stream;
 pub mod tls_scenarios;
 
 use std::future::Future;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use sansock_core::{
     CloseError, ConnectError, ConnectOptions, ListenError, ListenOptions, SocketHandle, WriteError,
 };
-use sha2::{Digest, Sha256};
 
 use crate::recorder::{echo, quiet, recorder, Data, Ev, Log, Logs};
+use crate::stream::{hashing_sink, hashing_source, Tally};
 use crate::{port_of, wait_until, Adapter};
 use sansock_io::Listener;
 
@@ -198,44 +198,10 @@ pub async fn backpressure_then_drain_exact_bytes<A: Adapter>() {
 
 pub async fn one_gib_with_sha256<A: Adapter>() {
     const TOTAL: u64 = 1 << 30;
-    let data = Arc::new(pattern(1 << 20, 99));
-    let server_hash = Arc::new(Mutex::new(Sha256::new()));
-    let server_bytes = Arc::new(AtomicU64::new(0));
-    let (sh, sb) = (server_hash.clone(), server_bytes.clone());
-    let (listener, logs) = server::<A>(recorder(move |ev, _| {
-        if let Ev::Data(bytes) = ev {
-            sh.lock().unwrap().update(bytes);
-            sb.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        }
-    }))
-    .await;
-    let client_hash = Arc::new(Mutex::new(Sha256::new()));
-    let sent = Arc::new(AtomicU64::new(0));
-    let (ch, st, d2) = (client_hash.clone(), sent.clone(), data.clone());
-    let (_c, clog) = client::<A>(
-        port_of(&listener),
-        recorder(move |ev, s| {
-            if !matches!(ev, Ev::Open | Ev::Drain) {
-                return;
-            }
-            loop {
-                let done = st.load(Ordering::Relaxed);
-                if done == TOTAL {
-                    s.end();
-                    return;
-                }
-                let off = (done % (1 << 20)) as usize;
-                let chunk = &d2[off..];
-                let n = s.write(chunk).unwrap();
-                ch.lock().unwrap().update(&chunk[..n]);
-                st.fetch_add(n as u64, Ordering::Relaxed);
-                if n < chunk.len() {
-                    return;
-                }
-            }
-        }),
-    )
-    .await;
+    let (received, sent) = (Tally::new(), Tally::new());
+    let (listener, logs) = server::<A>(hashing_sink(received.clone())).await;
+    let source = hashing_source(TOTAL, Arc::new(pattern(1 << 20, 99)), sent.clone());
+    let (_c, clog) = client::<A>(port_of(&listener), source).await;
     let slog = first_server_log::<A>(&logs).await;
     wait_until::<A>(
         "1 GiB arrived and both closed",
@@ -243,10 +209,12 @@ pub async fn one_gib_with_sha256<A: Adapter>() {
         || slog.is_closed() && clog.is_closed(),
     )
     .await;
-    assert_eq!(server_bytes.load(Ordering::SeqCst), TOTAL);
-    let a = client_hash.lock().unwrap().clone().finalize();
-    let b = server_hash.lock().unwrap().clone().finalize();
-    assert_eq!(a, b, "SHA-256 of sent and received differ");
+    assert_eq!(received.bytes(), TOTAL);
+    assert_eq!(
+        sent.digest(),
+        received.digest(),
+        "SHA-256 of sent and received differ"
+    );
     assert_eq!(slog.trace(), ["open", "data", "end", "close"]);
     listener.stop(true);
 }

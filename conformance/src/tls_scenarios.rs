@@ -3,16 +3,16 @@
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sansock_core::test_certs::TestPki;
 use sansock_core::tls::{ClientTlsOptions, Pem, ServerTlsOptions, TlsConfigError, TlsError};
 use sansock_core::{ConnectError, ConnectOptions, ListenError, ListenOptions, SocketHandle};
-use sha2::{Digest, Sha256};
 
 use crate::recorder::{echo, quiet, recorder, Data, Ev, Log, Logs};
+use crate::stream::{hashing_sink, hashing_source, Tally};
 use crate::{port_of, wait_until, Adapter};
 use sansock_io::Listener;
 
@@ -220,61 +220,22 @@ pub async fn tls_256_mib_with_sha256_and_backpressure<A: Adapter>() {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect(),
     );
-    let server_hash = Arc::new(Mutex::new(Sha256::new()));
-    let got = Arc::new(AtomicU64::new(0));
-    let (sh, g2) = (server_hash.clone(), got.clone());
-    let (l, logs) = tls_server::<A>(
-        server_opts(),
-        recorder(move |ev, _| {
-            if let Ev::Data(b) = ev {
-                sh.lock().unwrap().update(b);
-                g2.fetch_add(b.len() as u64, Ordering::Relaxed);
-            }
-        }),
-    )
-    .await;
-    let client_hash = Arc::new(Mutex::new(Sha256::new()));
-    let sent = Arc::new(AtomicU64::new(0));
-    let (ch, st, pat) = (client_hash.clone(), sent.clone(), pattern.clone());
-    let (_c, clog) = tls_client::<A>(
-        port_of(&l),
-        "localhost",
-        trusting(),
-        recorder(move |ev, s| {
-            if !matches!(ev, Ev::Open | Ev::Drain) {
-                return;
-            }
-            loop {
-                let done = st.load(Ordering::Relaxed);
-                if done == TOTAL {
-                    s.end();
-                    return;
-                }
-                let chunk = &pat[(done % (1 << 20)) as usize..];
-                let n = s.write(chunk).unwrap();
-                ch.lock().unwrap().update(&chunk[..n]);
-                st.fetch_add(n as u64, Ordering::Relaxed);
-                if n < chunk.len() {
-                    return;
-                }
-            }
-        }),
-    )
-    .await;
+    let (received, sent) = (Tally::new(), Tally::new());
+    let (l, logs) = tls_server::<A>(server_opts(), hashing_sink(received.clone())).await;
+    let source = hashing_source(TOTAL, pattern, sent.clone());
+    let (_c, clog) = tls_client::<A>(port_of(&l), "localhost", trusting(), source).await;
     wait_until::<A>("256 MiB over TLS", Duration::from_secs(50), || {
         clog.is_closed()
     })
     .await;
     let slog = logs.get(0).unwrap();
     wait_until::<A>("server closed", T, || slog.is_closed()).await;
-    assert_eq!(got.load(Ordering::SeqCst), TOTAL);
+    assert_eq!(received.bytes(), TOTAL);
     assert!(
         clog.count("drain") > 0,
         "the writer was backpressured and drained"
     );
-    let a = client_hash.lock().unwrap().clone().finalize();
-    let b = server_hash.lock().unwrap().clone().finalize();
-    assert_eq!(a, b);
+    assert_eq!(sent.digest(), received.digest());
     l.stop(true);
 }
 

@@ -8,22 +8,10 @@ use std::time::Duration;
 #[test]
 fn echo_binary_serves_a_foreign_client() {
     for runtime in ["tokio", "tokio-current-thread", "smol", "async-std"] {
-        let mut child = KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_echo"))
-                .args(["--runtime", runtime, "--port", "0"])
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("start echo"),
+        let (child, addr) = start(
+            env!("CARGO_BIN_EXE_echo"),
+            &["--runtime", runtime, "--port", "0"],
         );
-        let mut first = String::new();
-        BufReader::new(child.0.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
         let mut stream = TcpStream::connect(&addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -64,22 +52,7 @@ fn demo_runs_and_exits_zero() {
 
 #[test]
 fn chat_broadcasts_lines_to_the_other_members() {
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_chat"))
-            .args(["--port", "0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start chat"),
-    );
-    let mut first = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let (_child, addr) = start(env!("CARGO_BIN_EXE_chat"), &["--port", "0"]);
     let join = |name: &str| {
         let s = TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -104,6 +77,28 @@ fn chat_broadcasts_lines_to_the_other_members() {
     ann_r.read_line(&mut line).unwrap();
     assert_eq!(line, "* bob left\n");
     let _ = bob_r.read_line(&mut String::new());
+}
+
+/// Starts an example binary with `args` and returns it with the address from its
+/// `listening on ADDR` first line.
+fn start(binary: &str, args: &[&str]) -> (KillOnDrop, String) {
+    let mut child = KillOnDrop(
+        Command::new(binary)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}")),
+    );
+    let mut first = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    (child, addr)
 }
 
 /// Kills the example process when the test ends, passed or failed.
@@ -197,22 +192,10 @@ fn proxy_moves_a_gigabyte_with_bounded_memory() {
         let _ = std::io::copy(&mut r, &mut w);
         let _ = w.shutdown(std::net::Shutdown::Write);
     });
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_proxy"))
-            .args(["--port", "0", "--upstream", &up_addr.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start proxy"),
+    let (child, addr) = start(
+        env!("CARGO_BIN_EXE_proxy"),
+        &["--port", "0", "--upstream", &up_addr.to_string()],
     );
-    let mut first = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
     let stream = TcpStream::connect(&addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -254,22 +237,7 @@ fn proxy_moves_a_gigabyte_with_bounded_memory() {
 
 #[test]
 fn line_client_gets_replies_and_times_out_on_silence() {
-    let mut echo = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_echo"))
-            .args(["--port", "0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut first = String::new();
-    BufReader::new(echo.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let (_echo, addr) = start(env!("CARGO_BIN_EXE_echo"), &["--port", "0"]);
     let out = Command::new(env!("CARGO_BIN_EXE_line_client"))
         .args(["--connect", &addr, "one", "two"])
         .output()
