@@ -135,6 +135,8 @@ macro_rules! conformance_tests {
             initial_data_and_addresses,
             reuse_port_and_exclusive,
             address_in_use_is_typed,
+            ipv6_only_refuses_ipv4,
+            cork_and_flush_from_a_handle,
             invalid_options_are_typed,
         );
         $crate::conformance_tests!(@tls $adapter;

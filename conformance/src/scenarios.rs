@@ -757,6 +757,56 @@ pub async fn reuse_port_and_exclusive<A: Adapter>() {
     b.stop(true);
 }
 
+pub async fn ipv6_only_refuses_ipv4<A: Adapter>() {
+    if std::net::TcpListener::bind("[::]:0").is_err() {
+        eprintln!("skipped: no IPv6 on this machine");
+        return;
+    }
+    let (l, _logs) = server_with::<A>(ListenOptions::tcp("::", 0).ipv6_only(true), echo()).await;
+    let refused = A::connect(
+        ConnectOptions::tcp("127.0.0.1", port_of(&l)).data(Arc::new(Log::default())),
+        quiet(),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(ConnectError::Refused { .. })),
+        "{refused:?}"
+    );
+    let (c, clog) = client_with::<A>(ConnectOptions::tcp("::1", port_of(&l)), quiet()).await;
+    c.write(b"v6").unwrap();
+    wait_until::<A>("v6 echo", T, || clog.received() == b"v6").await;
+    l.stop(true);
+    // Without ipv6_only, "::" is dual-stack: an IPv4 client is accepted.
+    let (l, _logs) = server_with::<A>(ListenOptions::tcp("::", 0), echo()).await;
+    let (c, clog) = client::<A>(port_of(&l), quiet()).await;
+    c.write(b"v4").unwrap();
+    wait_until::<A>("v4 echo on a dual-stack listener", T, || {
+        clog.received() == b"v4"
+    })
+    .await;
+    l.stop(true);
+}
+
+pub async fn cork_and_flush_from_a_handle<A: Adapter>() {
+    let (l, _logs) = server::<A>(quiet()).await;
+    let (_c, clog) = client::<A>(port_of(&l), quiet()).await;
+    wait_until::<A>("accepted", T, || l.connection_count() == 1).await;
+    let server = l.sockets().pop().unwrap();
+    // Everything written inside one cork scope leaves in one vectored write: one data event.
+    server.cork(|w| {
+        for part in [&b"one "[..], b"two ", b"three"] {
+            w.write(part).unwrap();
+        }
+    });
+    server.flush();
+    wait_until::<A>("corked bytes arrived", T, || {
+        clog.received() == b"one two three"
+    })
+    .await;
+    assert_eq!(clog.trace(), ["open", "data"]);
+    l.stop(true);
+}
+
 pub async fn address_in_use_is_typed<A: Adapter>() {
     let (a, _) = server::<A>(quiet()).await;
     let again = A::listen(
