@@ -2,15 +2,36 @@
 //! simulated link with simulated time, bounded "kernel" buffers, partial writes, short reads
 //! and resets on demand. No sockets, no clock. Enabled by the `sim` feature; used by the core's
 //! tests, the property tests and the fuzz targets, with one set of invariant checks.
+//!
+//! # The invariant checks (the only copy: tests and fuzz targets call these)
+//!
+//! - Recorded as each event is dispatched ([`SimHandler`]): `open` first and once, `close` at
+//!   most once and nothing after it, `end` at most once, `drain` only after a refused or short
+//!   write since the previous `drain` and only with nothing buffered.
+//! - Recorded after every IO-loop turn ([`Pair::step`]): buffered bytes never above the
+//!   high-water mark; no deadline in the past after `handle_timeout`; the closed state, the
+//!   `close` event and the OS socket agree; and for plain TCP, the bytes handed to the link
+//!   are exactly the accepted ones, in order, and an open socket never loses an accepted byte
+//!   (handed to the link + buffered = accepted).
+//! - [`Pair::check`]: any recorded violation; what each end received is a prefix of what its
+//!   peer accepted; `bytes_written` equals what was recorded as accepted.
+//! - [`Pair::check_settled`]: once both ends are left alone long enough, every end is closed
+//!   or open for a reason the rules give, close kinds match what the user did, and a clean FIN
+//!   exchange delivered every byte.
+//! - [`check_sink_against_model`] / [`apply_sink_op`]: a [`Sink`] agrees with [`SinkModel`].
+//!
+//! Writes must go through [`sim_write`] (in handlers) or [`SimEnd::write`],
+//! [`SimEnd::write_bytes`] and [`SimEnd::end_with`] (outside), so the accepted bytes are
+//! recorded.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::{
-    Addr, CloseAction, CloseError, ConnectionConfig, Driver, Handler, ListenerShared, RefCounter,
-    Socket, SocketAddrs, SocketError, SocketHandle,
+    Addr, Bytes, CloseAction, CloseError, ConnectionConfig, Driver, Handler, ListenerShared,
+    RefCounter, Sink, Socket, SocketAddrs, SocketError, SocketHandle,
 };
 
 static SIM_REFS: RefCounter = RefCounter::new();
@@ -61,8 +82,31 @@ pub struct SideLog {
     pub accepted: Vec<u8>,
     /// Every byte delivered to this side's `data` handler.
     pub received: Vec<u8>,
+    /// How many bytes of `accepted` this side's transmits handed to the link.
+    pub sent: usize,
+    /// A write was refused or short since the last `drain`.
+    pub drain_owed: bool,
     /// The first invariant violation seen, if any.
     pub violation: Option<String>,
+}
+
+impl SideLog {
+    /// Records the outcome of a write of `offered` bytes.
+    fn record_write(&mut self, offered: &[u8], result: Result<usize, crate::WriteError>) {
+        if let Ok(n) = result {
+            self.accepted.extend_from_slice(&offered[..n]);
+            if n < offered.len() {
+                self.drain_owed = true;
+            }
+        }
+    }
+
+    /// Records the first violation only.
+    fn violate(&mut self, problem: String) {
+        if self.violation.is_none() {
+            self.violation = Some(problem);
+        }
+    }
 }
 
 /// A handler's reaction to an event, scripted per test.
@@ -79,11 +123,7 @@ pub fn sim_write(
     bytes: &[u8],
 ) -> Result<usize, crate::WriteError> {
     let r = socket.write(bytes);
-    if let Ok(n) = r {
-        lock(&socket.data().log)
-            .accepted
-            .extend_from_slice(&bytes[..n]);
-    }
+    lock(&socket.data().log).record_write(bytes, r);
     r
 }
 
@@ -108,8 +148,12 @@ impl SimHandler {
 
     fn record(&self, socket: &mut Socket<'_, SimData>, seen: Seen) {
         {
+            let buffered = socket.buffered_amount();
             let mut log = lock(&socket.data().log);
             check_order(&mut log, &seen);
+            if seen == Seen::Drain {
+                check_drain(&mut log, buffered);
+            }
             if let Seen::Data(bytes) = &seen {
                 log.received.extend_from_slice(bytes);
             }
@@ -139,6 +183,17 @@ fn check_order(log: &mut SideLog, seen: &Seen) {
     if let (Some(p), None) = (problem, &log.violation) {
         log.violation = Some(p);
     }
+}
+
+/// The `drain` invariants: it answers a refused or short write (one `drain` per episode), and
+/// fires only once everything buffered has been written.
+fn check_drain(log: &mut SideLog, buffered: usize) {
+    if !log.drain_owed {
+        log.violate("drain fired without a refused or short write since the last one".into());
+    } else if buffered != 0 {
+        log.violate(format!("drain fired with {buffered} bytes still buffered"));
+    }
+    log.drain_owed = false;
 }
 
 impl Handler for SimHandler {
@@ -189,6 +244,10 @@ pub struct SimEnd {
     gone: bool,
     /// How this end's OS socket was closed.
     pub closed_with: Option<CloseAction>,
+    /// This end's driver asked for its FIN to be sent.
+    fin_sent: bool,
+    /// What the user did to this end through the [`Pair`]'s operations.
+    pub actions: UserActions,
 }
 
 impl SimEnd {
@@ -201,6 +260,8 @@ impl SimEnd {
             reset_in: false,
             gone: false,
             closed_with: None,
+            fin_sent: false,
+            actions: UserActions::default(),
         }
     }
 
@@ -213,9 +274,22 @@ impl SimEnd {
     /// accepted.
     pub fn write(&self, bytes: &[u8]) -> Result<usize, crate::WriteError> {
         let r = self.handle().write(bytes);
-        if let Ok(n) = r {
-            self.log().accepted.extend_from_slice(&bytes[..n]);
-        }
+        self.log().record_write(bytes, r);
+        r
+    }
+
+    /// Like [`write`](Self::write) with an owned buffer (`SocketHandle::write_bytes`: large
+    /// chunks are queued without a copy).
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<usize, crate::WriteError> {
+        let r = self.handle().write_bytes(Bytes::copy_from_slice(bytes));
+        self.log().record_write(bytes, r);
+        r
+    }
+
+    /// `SocketHandle::end_with` from outside, recording what was accepted.
+    pub fn end_with(&self, bytes: &[u8]) -> Result<usize, crate::WriteError> {
+        let r = self.handle().end_with(bytes);
+        self.log().record_write(bytes, r);
         r
     }
 
@@ -237,6 +311,28 @@ pub enum Side {
     Server,
     /// The connecting (client) end; index 1.
     Client,
+}
+
+/// What the user did to one end through the [`Pair`]'s operations ([`Pair::end_side`],
+/// [`Pair::close_side`], ...), for [`Pair::check_settled`].
+#[derive(Debug, Default, Clone)]
+pub struct UserActions {
+    /// `end()` (or `end_with`).
+    pub end: bool,
+    /// `shutdown()`.
+    pub shutdown: bool,
+    /// `close()` (also through the listener's `stop(true)`).
+    pub close: bool,
+    /// `terminate()`.
+    pub terminate: bool,
+    /// `terminate()` while the socket was open: it must close with a reset.
+    pub terminate_while_open: bool,
+    /// [`Pair::inject_reset`] on this end.
+    pub reset_injected: bool,
+    /// `set_timeout` with a non-zero duration.
+    pub timeout_armed: bool,
+    /// `end()` after `shutdown()`'s FIN had gone out (informational: a known bug's trigger).
+    pub end_after_fin: bool,
 }
 
 /// Two connected sockets, a link between them and a clock.
@@ -362,23 +458,118 @@ impl Pair {
 
     /// Makes the link reset: `side` sees a connection reset after what is in flight.
     pub fn inject_reset(&mut self, side: Side) {
-        self.ends[side as usize].reset_in = true;
+        let end = &mut self.ends[side as usize];
+        end.reset_in = true;
+        end.actions.reset_injected = true;
     }
+
+    // ----- user operations, recorded in `SimEnd::actions` for `check_settled` -----
+
+    /// `end()` on `side`'s handle.
+    pub fn end_side(&mut self, side: Side) {
+        self.note_end(side);
+        self.ends[side as usize].handle().end();
+    }
+
+    /// `end_with(bytes)` on `side` (see [`SimEnd::end_with`]).
+    pub fn end_side_with(&mut self, side: Side, bytes: &[u8]) -> Result<usize, crate::WriteError> {
+        self.note_end(side);
+        self.ends[side as usize].end_with(bytes)
+    }
+
+    fn note_end(&mut self, side: Side) {
+        let end = &mut self.ends[side as usize];
+        let h = end.handle();
+        if end.actions.shutdown && end.fin_sent && !h.is_closed() {
+            end.actions.end_after_fin = true;
+        }
+        end.actions.end = true;
+    }
+
+    /// `shutdown()` on `side`'s handle.
+    pub fn shutdown_side(&mut self, side: Side) {
+        let end = &mut self.ends[side as usize];
+        end.actions.shutdown = true;
+        end.handle().shutdown();
+    }
+
+    /// `close()` on `side`'s handle.
+    pub fn close_side(&mut self, side: Side) {
+        let end = &mut self.ends[side as usize];
+        end.actions.close = true;
+        end.handle().close();
+    }
+
+    /// `terminate()` on `side`'s handle.
+    pub fn terminate_side(&mut self, side: Side) {
+        let end = &mut self.ends[side as usize];
+        let h = end.handle();
+        end.actions.terminate = true;
+        end.actions.terminate_while_open |= !h.is_closed();
+        h.terminate();
+    }
+
+    /// `set_timeout(duration)` on `side`'s handle.
+    pub fn set_timeout_side(&mut self, side: Side, duration: Duration) {
+        let end = &mut self.ends[side as usize];
+        end.actions.timeout_armed |= !duration.is_zero();
+        end.handle().set_timeout(duration);
+    }
+
+    /// The listener's `stop(close_active)`; with `close_active` the server end is asked to
+    /// close (recorded as a `close()` on it).
+    pub fn stop_listener(&mut self, close_active: bool) {
+        let server = &mut self.ends[Side::Server as usize];
+        if close_active && !server.handle().is_closed() {
+            server.actions.close = true;
+        }
+        self.listener.stop(close_active);
+    }
+
+    // ----- running -----
 
     /// Runs both ends until nothing changes (bounded); returns the number of rounds.
     pub fn run(&mut self) -> usize {
-        for round in 0..10_000 {
+        self.run_for(10_000)
+    }
+
+    /// Like [`run`](Self::run) with a round limit sized by the caller (every round that does
+    /// not settle moves at least one byte, so a 1-byte link needs about one round per byte).
+    /// Panics if the pair has not settled after `max_rounds`.
+    pub fn run_for(&mut self, max_rounds: usize) -> usize {
+        for round in 0..max_rounds {
             let a = self.step(0);
             let b = self.step(1);
             if !a && !b {
                 return round;
             }
         }
-        panic!("simulation did not settle in 10,000 rounds");
+        panic!("simulation did not settle in {max_rounds} rounds");
+    }
+
+    /// Leaves both ends alone until everything is over: resumes reading on both, runs to
+    /// quiescence, then twice lets every timer expire (the clock moves past the longest end
+    /// linger, and at least a minute) and runs again. Then [`check_settled`](Self::check_settled)
+    /// applies.
+    pub fn finish(&mut self, max_rounds: usize) {
+        for end in &self.ends {
+            end.handle().resume();
+        }
+        self.run_for(max_rounds);
+        let longest = self
+            .ends
+            .iter()
+            .map(|e| e.handle().shared.lock().conn.config().end_linger)
+            .max()
+            .unwrap_or_default();
+        for _ in 0..2 {
+            self.advance((longest + Duration::from_secs(1)).max(Duration::from_secs(60)));
+            self.run_for(max_rounds);
+        }
     }
 
     /// One IO-loop turn for end `i`, following the crate's driving contract. Returns whether
-    /// anything happened.
+    /// anything happened. Records any violation of the per-turn invariants.
     pub fn step(&mut self, i: usize) -> bool {
         let now = self.now;
         let (read_chunk, write_chunk, capacity) =
@@ -420,6 +611,9 @@ impl Pair {
         // Writes: the peer's inbox is the kernel buffer.
         let peer_gone = peer.gone;
         let inbox = &mut peer.inbox;
+        let log = &this.log;
+        // Over TLS the link carries records, not the accepted bytes themselves.
+        let plain = !this.handle().shared.lock().conn.is_tls();
         let mut write_error = None;
         this.driver.transmit(now, |slices| {
             if peer_gone {
@@ -431,9 +625,13 @@ impl Pair {
             if room == 0 {
                 return None;
             }
+            let mut log = lock(log);
             let mut n = 0;
             for s in slices {
                 let take = s.len().min(room - n);
+                if plain {
+                    check_sent(&mut log, &s[..take]);
+                }
                 inbox.extend(&s[..take]);
                 n += take;
                 if n == room {
@@ -444,6 +642,7 @@ impl Pair {
             Some(Ok(n))
         });
         if this.driver.poll_fin(now) {
+            this.fin_sent = true;
             peer.fin_in = true;
             progress = true;
         }
@@ -460,51 +659,68 @@ impl Pair {
             }
             progress = true;
         }
-        self.check_bounds(i);
+        self.check_turn(i);
         progress
     }
 
-    fn check_bounds(&mut self, i: usize) {
+    /// The per-turn invariants of end `i`, checked right after its turn.
+    fn check_turn(&mut self, i: usize) {
+        let now = self.now;
         let end = &self.ends[i];
         let handle = end.driver.handle();
-        let buffered = handle.buffered_amount();
-        let hwm = self.config_hwm(i);
+        let (buffered, hwm, closed, plain) = {
+            let state = handle.shared.lock();
+            (
+                state.conn.buffered_amount(),
+                state.conn.high_water_mark(),
+                state.conn.is_closed(),
+                !state.conn.is_tls(),
+            )
+        };
+        let deadline = end.driver.interest().deadline;
+        let mut log = end.log();
         if buffered > hwm {
-            let mut log = end.log();
-            if log.violation.is_none() {
-                log.violation = Some(format!(
-                    "buffered {buffered} bytes above the high-water mark {hwm}"
-                ));
-            }
+            log.violate(format!(
+                "buffered {buffered} bytes above the high-water mark {hwm}"
+            ));
         }
-        if let Some(deadline) = end.driver.interest().deadline {
-            if deadline < self.now {
-                let mut log = end.log();
-                if log.violation.is_none() {
-                    log.violation = Some("deadline in the past after handle_timeout".to_owned());
-                }
-            }
+        if matches!(deadline, Some(d) if d < now) {
+            log.violate("deadline in the past after handle_timeout".to_owned());
+        }
+        // A turn dispatches everything it causes: a closed connection has run `close` and
+        // its OS socket is gone, and the other way round.
+        let close_seen = log.events.iter().any(|e| matches!(e, Seen::Close(_)));
+        if closed != close_seen || closed != end.gone {
+            log.violate(format!(
+                "after a turn: closed {closed}, close event {close_seen}, OS socket gone {}",
+                end.gone
+            ));
+        }
+        // Nothing accepted is dropped while the socket is open (plain TCP: over TLS the
+        // accepted bytes leave the buffer as records).
+        let (sent, accepted) = (log.sent, log.accepted.len());
+        if plain && !closed && sent + buffered != accepted {
+            log.violate(format!(
+                "open socket lost bytes: {sent} sent + {buffered} buffered != {accepted} accepted"
+            ));
         }
     }
 
-    fn config_hwm(&self, i: usize) -> usize {
-        let _ = i;
-        self.ends[i]
-            .driver
-            .handle()
-            .shared
-            .lock()
-            .conn
-            .high_water_mark()
-    }
-
-    /// Checks the byte invariant (what each end received is a prefix of what the other
-    /// accepted; all of it once both are closed cleanly) and any recorded violation.
+    /// Checks the byte invariants (what each end received is a prefix of what the other
+    /// accepted; `bytes_written` counts exactly the accepted bytes) and any recorded
+    /// violation.
     pub fn check(&self) -> Result<(), String> {
         for (i, end) in self.ends.iter().enumerate() {
+            let bytes_written = end.handle().bytes_written();
             let log = end.log();
             if let Some(v) = &log.violation {
                 return Err(format!("end {i}: {v}"));
+            }
+            if bytes_written != log.accepted.len() as u64 {
+                return Err(format!(
+                    "end {i}: bytes_written {bytes_written} but {} bytes were accepted",
+                    log.accepted.len()
+                ));
             }
             let peer = self.ends[1 - i].log();
             if !peer.accepted.starts_with(&log.received) {
@@ -517,4 +733,341 @@ impl Pair {
         }
         Ok(())
     }
+
+    /// The final-state invariants, after [`finish`](Self::finish) (or an equivalent: both
+    /// ends resumed, run to quiescence, every timer expired). Only what the user did through
+    /// the pair's operations ([`end_side`](Self::end_side), [`close_side`](Self::close_side),
+    /// ..., see [`UserActions`]) is known here: the handler scripts must not end, close or
+    /// terminate.
+    ///
+    /// - [`check`](Self::check) holds;
+    /// - `close` fired exactly when the handle says closed and the OS socket is gone;
+    /// - a reset close is exactly a `terminate` while open or a `close()` that timed out;
+    /// - no `timeout` without `set_timeout`;
+    /// - with no end/shutdown/close/terminate/reset at all, both ends are still open;
+    /// - an end still open is half-open by the rules (it saw the peer's FIN with
+    ///   `allow_half_open`, never ended its side, is writable with nothing buffered), or is a
+    ///   `shutdown()` waiting for the FIN of such a half-open peer;
+    /// - a clean FIN exchange (no close, end, terminate or reset) that closed both ends
+    ///   delivered every accepted byte and closed without an error.
+    pub fn check_settled(&self) -> Result<(), String> {
+        self.check()?;
+        let did = [&self.ends[0].actions, &self.ends[1].actions];
+        let traces = [self.ends[0].trace(), self.ends[1].trace()];
+        let closed = [0, 1].map(|i| traces[i].contains(&"close"));
+        let half_open = [0, 1].map(|i| {
+            self.ends[i]
+                .handle()
+                .shared
+                .lock()
+                .conn
+                .config()
+                .allow_half_open
+        });
+        let fail = |what: String| {
+            Err(format!(
+                "{what}\ntraces {traces:?}\nactions {did:?}\nbuffered {:?}",
+                [0, 1].map(|j| self.ends[j].handle().buffered_amount())
+            ))
+        };
+        for i in 0..2 {
+            let end = &self.ends[i];
+            let h = end.handle();
+            let closes = traces[i].iter().filter(|e| **e == "close").count();
+            if closes != closed[i] as usize {
+                return fail(format!("end {i}: close fired {closes} times"));
+            }
+            if h.is_closed() != closed[i] {
+                return fail(format!("end {i}: is_closed vs close event"));
+            }
+            if end.closed_with.is_some() != closed[i] {
+                return fail(format!("end {i}: OS socket vs close event"));
+            }
+            // close() gives up on a peer that will not take its bytes within the linger: a
+            // reset with a timed-out close error.
+            let close_timed_out = did[i].close
+                && end.log().events.last() == Some(&Seen::Close(Some(CloseError::TimedOut)));
+            if (end.closed_with == Some(CloseAction::Reset))
+                != (did[i].terminate_while_open || close_timed_out)
+            {
+                return fail(format!(
+                    "end {i}: closed with {:?}; a reset close is exactly a terminate while open \
+                     or a close() that timed out",
+                    end.closed_with
+                ));
+            }
+            if !did[i].timeout_armed && traces[i].contains(&"timeout") {
+                return fail(format!("end {i}: timeout without set_timeout"));
+            }
+        }
+
+        let anything_terminal = did
+            .iter()
+            .any(|d| d.end || d.shutdown || d.close || d.terminate || d.reset_injected);
+        if !anything_terminal {
+            if closed[0] || closed[1] {
+                return fail("closed without any end/close/reset".to_owned());
+            }
+            return Ok(());
+        }
+
+        // Every end that is still open must be open for a reason the rules give.
+        let called_no_fin =
+            |i: usize| !did[i].end && !did[i].shutdown && !did[i].close && !did[i].terminate;
+        // Half-open: it saw the peer's FIN, stays writable, and never ended its own side.
+        let half_open_idle = |i: usize| {
+            let h = self.ends[i].handle();
+            !closed[i]
+                && half_open[i]
+                && traces[i].contains(&"end")
+                && called_no_fin(i)
+                && h.is_writable()
+                && h.buffered_amount() == 0
+        };
+        // shutdown() waits for the peer's FIN without a bound; a half-open peer never sends
+        // one.
+        let waits_for_half_open_peer = |i: usize| {
+            did[i].shutdown
+                && !did[i].close
+                && !did[i].terminate
+                && !did[i].end
+                && !traces[i].contains(&"end")
+                && half_open_idle(1 - i)
+        };
+        for (i, &is_closed) in closed.iter().enumerate() {
+            if !is_closed && !half_open_idle(i) && !waits_for_half_open_peer(i) {
+                return fail(format!("end {i} is still open with no reason"));
+            }
+        }
+
+        // A clean FIN exchange (no close(), no end() linger, no resets) delivers every byte.
+        let clean = did
+            .iter()
+            .all(|d| !d.close && !d.end && !d.terminate && !d.reset_injected);
+        if clean && closed[0] && closed[1] {
+            for i in 0..2 {
+                let received = self.ends[i].log().received.clone();
+                if received != self.ends[1 - i].log().accepted {
+                    return fail(format!("end {i} lost bytes in a clean exchange"));
+                }
+                let last = self.ends[i].log().events.last().cloned();
+                if last != Some(Seen::Close(None)) {
+                    return fail(format!("end {i} closed with {last:?} in a clean exchange"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The link invariant of one transmit: the bytes handed to the OS are the next accepted ones.
+fn check_sent(log: &mut SideLog, bytes: &[u8]) {
+    let start = log.sent;
+    let end = start + bytes.len();
+    if log.accepted.get(start..end) != Some(bytes) {
+        let accepted = log.accepted.len();
+        log.violate(format!(
+            "transmit handed out {} bytes at stream offset {start} that were not the accepted \
+             ones ({accepted} accepted)",
+            bytes.len(),
+        ));
+    }
+    log.sent = end;
+}
+
+// -------------------------------------------------------------------------------------------
+// The sink against a model.
+// -------------------------------------------------------------------------------------------
+
+/// The reference model of a [`Sink`]: a plain byte vector and a high-water mark.
+#[derive(Debug, Clone)]
+pub struct SinkModel {
+    bytes: Vec<u8>,
+    high_water_mark: usize,
+}
+
+impl SinkModel {
+    /// An empty model with the given high-water mark (at least 1, as the sink's).
+    pub fn new(high_water_mark: usize) -> Self {
+        SinkModel {
+            bytes: Vec::new(),
+            high_water_mark: high_water_mark.max(1),
+        }
+    }
+
+    /// The bytes the sink must hold, oldest first.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The high-water mark the sink must report.
+    pub fn high_water_mark(&self) -> usize {
+        self.high_water_mark
+    }
+
+    /// The room the sink must report: the mark minus what is buffered, never negative (bytes
+    /// kept from before a lowered mark may exceed it).
+    pub fn room(&self) -> usize {
+        self.high_water_mark.saturating_sub(self.bytes.len())
+    }
+}
+
+/// An operation on a [`Sink`] and its [`SinkModel`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkOp {
+    /// `write` (copied).
+    Write(Vec<u8>),
+    /// `write_bytes` (owned; large chunks queued without a copy).
+    WriteBytes(Vec<u8>),
+    /// `consume(n)` (clamped to the length).
+    Consume(usize),
+    /// `take_all`.
+    TakeAll,
+    /// `clear`.
+    Clear,
+    /// `set_high_water_mark(n)` (at least 1; buffered bytes are kept).
+    SetHighWaterMark(usize),
+    /// `shrink` (releases memory only when empty; the contents never change).
+    Shrink,
+}
+
+/// Applies `op` to both the sink and the model, checks that the sink answered as the model
+/// says (a write accepts `min(offered, room)` bytes; `take_all` returns exactly the model's
+/// bytes), then [`check_sink_against_model`].
+pub fn apply_sink_op(sink: &mut Sink, model: &mut SinkModel, op: &SinkOp) -> Result<(), String> {
+    match op {
+        SinkOp::Write(data) | SinkOp::WriteBytes(data) => {
+            let room = model.room();
+            let expected = data.len().min(room);
+            let n = match op {
+                SinkOp::Write(_) => sink.write(data),
+                _ => sink.write_bytes(Bytes::copy_from_slice(data)),
+            };
+            if n != expected {
+                return Err(format!(
+                    "{} of {} bytes with {room} bytes of room accepted {n}, expected {expected}",
+                    if matches!(op, SinkOp::Write(_)) {
+                        "write"
+                    } else {
+                        "write_bytes"
+                    },
+                    data.len()
+                ));
+            }
+            model.bytes.extend_from_slice(&data[..n]);
+        }
+        SinkOp::Consume(n) => {
+            sink.consume(*n);
+            let n = (*n).min(model.bytes.len());
+            model.bytes.drain(..n);
+        }
+        SinkOp::TakeAll => {
+            let all = sink.take_all();
+            if all[..] != model.bytes[..] {
+                return Err(format!(
+                    "take_all returned {} bytes that differ from the model's {}",
+                    all.len(),
+                    model.bytes.len()
+                ));
+            }
+            model.bytes.clear();
+        }
+        SinkOp::Clear => {
+            sink.clear();
+            model.bytes.clear();
+        }
+        SinkOp::SetHighWaterMark(n) => {
+            sink.set_high_water_mark(*n);
+            model.high_water_mark = (*n).max(1);
+        }
+        SinkOp::Shrink => sink.shrink(),
+    }
+    check_sink_against_model(sink, model)
+}
+
+/// Checks that `sink` agrees with `model`: `len`, `is_empty`, `room` and `high_water_mark`;
+/// `io_slices` hands out exactly the model's bytes, in order, in non-empty slices, at most two
+/// per 512 buffered bytes plus two (owned chunks below 512 bytes are copied, so small writes
+/// cannot fragment the iovec), and a shorter slice array gets a prefix of them;
+/// `first_slice` is a non-empty prefix exactly when something is buffered.
+pub fn check_sink_against_model(sink: &Sink, model: &SinkModel) -> Result<(), String> {
+    let want = model.bytes();
+    if sink.len() != want.len() {
+        return Err(format!(
+            "len {} but the model has {}",
+            sink.len(),
+            want.len()
+        ));
+    }
+    if sink.is_empty() != want.is_empty() {
+        return Err(format!(
+            "is_empty {} with len {}",
+            sink.is_empty(),
+            want.len()
+        ));
+    }
+    if sink.high_water_mark() != model.high_water_mark() {
+        return Err(format!(
+            "high_water_mark {} but the model's is {}",
+            sink.high_water_mark(),
+            model.high_water_mark()
+        ));
+    }
+    if sink.room() != model.room() {
+        return Err(format!(
+            "room {} but the model's is {}",
+            sink.room(),
+            model.room()
+        ));
+    }
+    // One entry more than the bound allows, to see a sink that needs more.
+    let bound = 2 * (want.len() / 512) + 2;
+    let mut slices = vec![IoSlice::new(&[]); bound + 1];
+    let n = sink.io_slices(&mut slices);
+    if n > bound {
+        return Err(format!(
+            "io_slices used more than {bound} slices for {} bytes",
+            want.len()
+        ));
+    }
+    let slices = &slices[..n];
+    if slices.iter().any(|s| s.is_empty()) {
+        return Err("io_slices handed out an empty slice".to_owned());
+    }
+    let mut at = 0;
+    for s in slices {
+        if want.get(at..at + s.len()) != Some(&**s) {
+            return Err(format!(
+                "io_slices hands out bytes that differ from the model's at offset {at} \
+                 ({} buffered)",
+                want.len()
+            ));
+        }
+        at += s.len();
+    }
+    if at != want.len() {
+        return Err(format!(
+            "io_slices hands out {at} bytes but {} are buffered",
+            want.len()
+        ));
+    }
+    for k in [1, 2] {
+        let mut short = vec![IoSlice::new(&[]); k];
+        let m = sink.io_slices(&mut short);
+        if m != n.min(k) || short[..m].iter().zip(slices).any(|(a, b)| **a != **b) {
+            return Err(format!(
+                "io_slices into {k} entries did not give the first {} slices",
+                n.min(k)
+            ));
+        }
+    }
+    let first = sink.first_slice();
+    if first.is_empty() != want.is_empty() || !want.starts_with(first) {
+        return Err(format!(
+            "first_slice ({} bytes) is not a non-empty prefix of the {} buffered",
+            first.len(),
+            want.len()
+        ));
+    }
+    Ok(())
 }

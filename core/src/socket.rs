@@ -85,9 +85,11 @@ macro_rules! socket_ops {
         /// much of `data` was accepted. What was not accepted is not sent.
         pub fn end_with(&self, data: &[u8]) -> Result<usize, WriteError> {
             self.shared().with($wake, |s| {
-                let n = s.conn.write(data)?;
+                // End even when the write is refused (already ended, say): `end` must still
+                // arm the linger. Found by the `connection` fuzz target.
+                let written = s.conn.write(data);
                 s.conn.end();
-                Ok(n)
+                written
             })
         }
 

@@ -5,14 +5,16 @@
 //! `SimHandler`); this file only adds the properties specific to each scenario.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sansock_core::sim::{sim_write, Pair, PairConfig, Seen, Side, SimHandler};
-use sansock_core::{Bytes, CloseAction, ConnectionConfig, Sink, DEFAULT_HIGH_WATER_MARK};
+use sansock_core::sim::{
+    apply_sink_op, check_sink_against_model, sim_write, Pair, PairConfig, Seen, Side, SimHandler,
+    SinkModel, SinkOp,
+};
+use sansock_core::{ConnectionConfig, Sink, DEFAULT_HIGH_WATER_MARK};
 
 /// A distinct-looking byte for every position of the stream, so reordered, duplicated or lost
 /// bytes do not go unnoticed.
@@ -22,19 +24,6 @@ fn pattern_byte(position: u64) -> u8 {
 
 fn pattern(start: u64, len: usize) -> Vec<u8> {
     (0..len as u64).map(|i| pattern_byte(start + i)).collect()
-}
-
-/// Runs both ends until nothing changes, like `Pair::run`, but with a round limit sized for
-/// the data in flight (`Pair::run` stops at 10,000 rounds, which a 1-byte link can exceed).
-fn settle(p: &mut Pair, max_rounds: usize) {
-    for _ in 0..max_rounds {
-        let a = p.step(0);
-        let b = p.step(1);
-        if !a && !b {
-            return;
-        }
-    }
-    panic!("simulation did not settle in {max_rounds} rounds");
 }
 
 fn side(i: usize) -> Side {
@@ -49,55 +38,26 @@ fn side(i: usize) -> Side {
 // 1. The sink against a Vec<u8> model.
 // ---------------------------------------------------------------------------------------------
 
+/// A sink operation with write sizes instead of bytes (the bytes come from `pattern`).
 #[derive(Debug, Clone)]
-enum SinkOp {
+enum SinkStep {
     Write(usize),
     WriteBytes(usize),
-    Consume(usize),
-    TakeAll,
+    Other(SinkOp),
 }
 
-fn sink_op() -> impl Strategy<Value = SinkOp> {
+fn sink_step() -> impl Strategy<Value = SinkStep> {
     let size = prop_oneof![0..16usize, 0..2000usize];
     prop_oneof![
-        4 => size.clone().prop_map(SinkOp::Write),
-        4 => size.prop_map(SinkOp::WriteBytes),
-        3 => prop_oneof![0..64usize, 0..3000usize].prop_map(SinkOp::Consume),
-        1 => Just(SinkOp::TakeAll),
+        4 => size.clone().prop_map(SinkStep::Write),
+        4 => size.prop_map(SinkStep::WriteBytes),
+        3 => prop_oneof![0..64usize, 0..3000usize].prop_map(|n| SinkStep::Other(SinkOp::Consume(n))),
+        1 => Just(SinkStep::Other(SinkOp::TakeAll)),
+        1 => Just(SinkStep::Other(SinkOp::Clear)),
+        1 => Just(SinkStep::Other(SinkOp::Shrink)),
+        1 => prop_oneof![1..64usize, 1..5000usize]
+            .prop_map(|n| SinkStep::Other(SinkOp::SetHighWaterMark(n))),
     ]
-}
-
-fn flatten(sink: &Sink) -> Result<Vec<u8>, TestCaseError> {
-    let mut slices = [IoSlice::new(&[]); 256];
-    let n = sink.io_slices(&mut slices);
-    prop_assert!(n < slices.len(), "more than {} slices", slices.len() - 1);
-    prop_assert!(
-        slices[..n].iter().all(|s| !s.is_empty()),
-        "an empty slice was handed out"
-    );
-    Ok(slices[..n].iter().flat_map(|s| s.iter().copied()).collect())
-}
-
-fn check_sink(sink: &Sink, model: &[u8], hwm: usize) -> Result<(), TestCaseError> {
-    prop_assert_eq!(sink.len(), model.len());
-    prop_assert_eq!(sink.is_empty(), model.is_empty());
-    prop_assert!(
-        sink.len() <= hwm,
-        "len {} above the high-water mark {}",
-        sink.len(),
-        hwm
-    );
-    prop_assert_eq!(sink.room(), hwm - sink.len());
-    prop_assert_eq!(sink.high_water_mark(), hwm);
-    let flat = flatten(sink)?;
-    prop_assert!(flat == model, "contents differ from the model");
-    let first = sink.first_slice();
-    prop_assert_eq!(first.is_empty(), model.is_empty());
-    prop_assert!(
-        model.starts_with(first),
-        "first_slice is not a prefix of the contents"
-    );
-    Ok(())
 }
 
 proptest! {
@@ -106,36 +66,30 @@ proptest! {
     #[test]
     fn sink_matches_a_vec_model(
         hwm in prop_oneof![1..64usize, 1..5000usize, 1..50_000usize],
-        ops in prop::collection::vec(sink_op(), 0..80),
+        steps in prop::collection::vec(sink_step(), 0..80),
     ) {
+        // The checks are `sim::apply_sink_op` / `sim::check_sink_against_model`, shared with
+        // the `sink` fuzz target.
         let mut sink = Sink::with_high_water_mark(hwm);
-        let mut model: Vec<u8> = Vec::new();
+        let mut model = SinkModel::new(hwm);
         let mut next = 0u64;
-        check_sink(&sink, &model, hwm)?;
-        for op in ops {
-            match op {
-                SinkOp::Write(len) | SinkOp::WriteBytes(len) => {
+        check_sink_against_model(&sink, &model).map_err(TestCaseError::fail)?;
+        for step in steps {
+            let op = match step {
+                SinkStep::Write(len) | SinkStep::WriteBytes(len) => {
+                    // Distinct bytes for every stream position.
                     let data = pattern(next, len);
                     next += len as u64;
-                    let room = hwm - model.len();
-                    let n = match op {
-                        SinkOp::Write(_) => sink.write(&data),
-                        _ => sink.write_bytes(Bytes::from(data.clone())),
-                    };
-                    prop_assert_eq!(n, len.min(room), "{:?} with {} bytes of room", op, room);
-                    model.extend_from_slice(&data[..n]);
+                    if matches!(step, SinkStep::Write(_)) {
+                        SinkOp::Write(data)
+                    } else {
+                        SinkOp::WriteBytes(data)
+                    }
                 }
-                SinkOp::Consume(n) => {
-                    sink.consume(n);
-                    model.drain(..n.min(model.len()));
-                }
-                SinkOp::TakeAll => {
-                    let all = sink.take_all();
-                    prop_assert!(all[..] == model[..], "take_all differs from the model");
-                    model.clear();
-                }
-            }
-            check_sink(&sink, &model, hwm)?;
+                SinkStep::Other(ref op) => op.clone(),
+            };
+            apply_sink_op(&mut sink, &mut model, &op)
+                .map_err(|e| TestCaseError::fail(format!("after {step:?}: {e}")))?;
         }
     }
 }
@@ -273,7 +227,7 @@ fn run_backpressure(case: BpCase) -> Result<(), TestCaseError> {
     // Every round moves at least one byte or settles.
     let max_rounds = 10_000 + 2 * offered;
 
-    settle(&mut p, max_rounds);
+    p.run_for(max_rounds);
     p.check().map_err(TestCaseError::fail)?;
     for round in &case.rounds {
         for &len in &round.writes {
@@ -292,11 +246,11 @@ fn run_backpressure(case: BpCase) -> Result<(), TestCaseError> {
             Some(false) => p.end(Side::Client).handle().resume(),
             None => {}
         }
-        settle(&mut p, max_rounds);
+        p.run_for(max_rounds);
         p.check().map_err(TestCaseError::fail)?;
     }
     p.end(Side::Client).handle().resume();
-    settle(&mut p, max_rounds);
+    p.run_for(max_rounds);
     p.check().map_err(TestCaseError::fail)?;
 
     let server = p.end(Side::Server);
@@ -439,23 +393,6 @@ fn ops_case() -> impl Strategy<Value = OpsCase> {
         )
 }
 
-/// What the test did to one end.
-#[derive(Debug, Default, Clone)]
-struct Did {
-    end: bool,
-    shutdown: bool,
-    close: bool,
-    terminate: bool,
-    /// `terminate` while the socket was open: it must close with a reset.
-    terminate_while_open: bool,
-    reset_injected: bool,
-    timeout_armed: bool,
-    /// The pair ran since the first `shutdown` (so its FIN may have gone out).
-    ran_since_shutdown: bool,
-    /// `end()` was called after `shutdown()`'s FIN had gone out (the known bug's trigger).
-    end_after_fin: bool,
-}
-
 fn run_ops(case: OpsCase) -> Result<(), TestCaseError> {
     let config = |i: usize| {
         ConnectionConfig::default()
@@ -488,9 +425,10 @@ fn run_ops(case: OpsCase) -> Result<(), TestCaseError> {
         .sum();
     // The echo can double the traffic; every round moves a byte or settles.
     let max_rounds = 10_000 + 4 * offered;
-    let mut did = [Did::default(), Did::default()];
     let mut next = [0u64; 2];
 
+    // The user operations go through the pair's methods, which record them for
+    // `check_settled`.
     for op in &case.ops {
         match *op {
             Op::Write(i, len) => {
@@ -498,179 +436,27 @@ fn run_ops(case: OpsCase) -> Result<(), TestCaseError> {
                 next[i] += len as u64;
                 let _ = p.end(side(i)).write(&bytes);
             }
-            Op::End(i) => {
-                let h = p.end(side(i)).handle();
-                if did[i].shutdown
-                    && did[i].ran_since_shutdown
-                    && !h.is_closed()
-                    && !h.is_writable()
-                    && h.buffered_amount() == 0
-                {
-                    did[i].end_after_fin = true;
-                }
-                did[i].end = true;
-                h.end();
-            }
-            Op::Shutdown(i) => {
-                did[i].shutdown = true;
-                p.end(side(i)).handle().shutdown();
-            }
-            Op::Close(i) => {
-                did[i].close = true;
-                p.end(side(i)).handle().close();
-            }
-            Op::Terminate(i) => {
-                let h = p.end(side(i)).handle();
-                did[i].terminate = true;
-                did[i].terminate_while_open |= !h.is_closed();
-                h.terminate();
-            }
+            Op::End(i) => p.end_side(side(i)),
+            Op::Shutdown(i) => p.shutdown_side(side(i)),
+            Op::Close(i) => p.close_side(side(i)),
+            Op::Terminate(i) => p.terminate_side(side(i)),
             Op::Pause(i) => p.end(side(i)).handle().pause(),
             Op::Resume(i) => p.end(side(i)).handle().resume(),
-            Op::SetTimeout(i, ms) => {
-                did[i].timeout_armed |= ms > 0;
-                p.end(side(i))
-                    .handle()
-                    .set_timeout(Duration::from_millis(ms));
-            }
+            Op::SetTimeout(i, ms) => p.set_timeout_side(side(i), Duration::from_millis(ms)),
             Op::Advance(ms) => p.advance(Duration::from_millis(ms)),
-            Op::Reset(i) => {
-                did[i].reset_injected = true;
-                p.inject_reset(side(i));
-            }
+            Op::Reset(i) => p.inject_reset(side(i)),
             Op::Run => {
-                settle(&mut p, max_rounds);
-                for d in did.iter_mut() {
-                    d.ran_since_shutdown |= d.shutdown;
-                }
+                p.run_for(max_rounds);
             }
         }
         p.check()
             .map_err(|e| TestCaseError::fail(format!("after {op:?}: {e}")))?;
     }
 
-    // Let everything finish: both ends read, every timer (linger at most 300 ms) expires.
-    for i in 0..2 {
-        p.end(side(i)).handle().resume();
-    }
-    settle(&mut p, max_rounds);
-    for _ in 0..2 {
-        p.advance(Duration::from_secs(60));
-        settle(&mut p, max_rounds);
-    }
-    p.check().map_err(TestCaseError::fail)?;
-
-    let traces = [p.end(Side::Server).trace(), p.end(Side::Client).trace()];
-    let closed: Vec<bool> = traces.iter().map(|t| t.contains(&"close")).collect();
-    for i in 0..2 {
-        let end = p.end(side(i));
-        let h = end.handle();
-        prop_assert_eq!(
-            traces[i].iter().filter(|e| **e == "close").count(),
-            closed[i] as usize
-        );
-        prop_assert_eq!(
-            h.is_closed(),
-            closed[i],
-            "end {}: is_closed vs close event",
-            i
-        );
-        prop_assert_eq!(
-            end.closed_with.is_some(),
-            closed[i],
-            "end {}: OS socket vs close event",
-            i
-        );
-        // close() gives up on a peer that will not take its bytes within the linger: a reset
-        // with a timed-out close error.
-        let close_timed_out = did[i].close
-            && end.log().events.last()
-                == Some(&Seen::Close(Some(sansock_core::CloseError::TimedOut)));
-        prop_assert_eq!(
-            end.closed_with == Some(CloseAction::Reset),
-            did[i].terminate_while_open || close_timed_out,
-            "end {}: a reset close is exactly a terminate while open or a close() that timed out",
-            i
-        );
-        if !did[i].timeout_armed {
-            prop_assert!(
-                !traces[i].contains(&"timeout"),
-                "end {}: timeout without set_timeout",
-                i
-            );
-        }
-    }
-
-    let anything_terminal = did
-        .iter()
-        .any(|d| d.end || d.shutdown || d.close || d.terminate || d.reset_injected);
-    if !anything_terminal {
-        prop_assert!(
-            !closed[0] && !closed[1],
-            "closed without any end/close/reset: {:?}",
-            traces
-        );
-        return Ok(());
-    }
-
-    // Every end that is still open must be open for a reason the rules give.
-    let called_no_fin =
-        |i: usize| !did[i].end && !did[i].shutdown && !did[i].close && !did[i].terminate;
-    // Half-open: it saw the peer's FIN, stays writable, and never ended its own side.
-    let half_open_idle = |i: usize| {
-        let h = p.end(side(i)).handle();
-        !closed[i]
-            && case.half_open[i]
-            && traces[i].contains(&"end")
-            && called_no_fin(i)
-            && h.is_writable()
-            && h.buffered_amount() == 0
-    };
-    // shutdown() waits for the peer's FIN without a bound; a half-open peer never sends one.
-    let waits_for_half_open_peer = |i: usize| {
-        did[i].shutdown
-            && !did[i].close
-            && !did[i].terminate
-            && !did[i].end
-            && !traces[i].contains(&"end")
-            && half_open_idle(1 - i)
-    };
-    for (i, &is_closed) in closed.iter().enumerate() {
-        if is_closed {
-            continue;
-        }
-        prop_assert!(
-            half_open_idle(i) || waits_for_half_open_peer(i),
-            "end {} is still open with no reason: traces {:?}, did {:?}, buffered {:?}",
-            i,
-            traces,
-            did,
-            [0, 1].map(|j| p.end(side(j)).handle().buffered_amount())
-        );
-    }
-
-    // A clean FIN exchange (no close(), no end() linger, no resets) delivers every byte.
-    let clean = did
-        .iter()
-        .all(|d| !d.close && !d.end && !d.terminate && !d.reset_injected);
-    if clean && closed[0] && closed[1] {
-        for i in 0..2 {
-            let received = p.end(side(i)).log().received.clone();
-            let accepted = p.end(side(1 - i)).log().accepted.clone();
-            prop_assert!(
-                received == accepted,
-                "end {} lost bytes in a clean exchange",
-                i
-            );
-            let last = p.end(side(i)).log().events.last().cloned();
-            prop_assert_eq!(
-                last,
-                Some(Seen::Close(None)),
-                "end {} closed with an error",
-                i
-            );
-        }
-    }
+    // Let everything finish: both ends read, every timer (linger at most 300 ms) expires; then
+    // every end is closed or open for a reason the rules give (`sim::Pair::check_settled`).
+    p.finish(max_rounds);
+    p.check_settled().map_err(TestCaseError::fail)?;
     Ok(())
 }
 

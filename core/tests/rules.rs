@@ -173,7 +173,7 @@ fn peer_fin_with_half_open_stays_writable_until_end() {
     assert_eq!(p.end(Side::Server).trace(), ["open", "end"]);
     let server = p.end(Side::Server).handle();
     assert!(server.is_writable());
-    assert_eq!(server.write(b"late"), Ok(4));
+    assert_eq!(p.end(Side::Server).write(b"late"), Ok(4));
     p.run();
     assert_eq!(p.end(Side::Client).log().received, b"late");
     server.end();
