@@ -390,6 +390,27 @@ impl Pair {
         )
     }
 
+    /// A plain-TCP server end that sends `bytes` on open, with a TLS client end (a fake
+    /// server speaking garbage to a TLS client).
+    pub fn with_tls_client_only(
+        client_tls: crate::tls::ClientTls,
+        bytes: Vec<u8>,
+        client: Arc<dyn Handler<Data = SimData>>,
+    ) -> Self {
+        let server = SimHandler::new(move |seen, s| {
+            if *seen == Seen::Open {
+                let _ = sim_write(s, &bytes);
+            }
+        });
+        Self::build(
+            PairConfig::default(),
+            None,
+            Some(client_tls),
+            server,
+            client,
+        )
+    }
+
     /// [`Pair::new`] over TLS when `tls` is given: the server end serves with the first
     /// configuration, the client end connects with the second.
     pub fn with_tls(

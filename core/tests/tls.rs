@@ -471,3 +471,71 @@ fn configuration_errors_are_typed_and_name_the_field() {
         "{e}"
     );
 }
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pemish() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..600),
+            // Real PEM with bytes flipped or cut.
+            (any::<usize>(), any::<u8>(), 0usize..2000).prop_map(|(at, b, cut)| {
+                let mut pem = pki().server.cert_pem.clone().into_bytes();
+                let i = at % pem.len();
+                pem[i] = b;
+                pem.truncate(cut.max(1).min(pem.len()));
+                pem
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Arbitrary bytes as key, cert or ca: a typed error or a valid config, never a panic.
+        #[test]
+        fn configuration_from_arbitrary_pem_never_panics(key in pemish(), cert in pemish(), ca in pemish()) {
+            let _ = ServerTlsOptions::new(Pem::Bytes(key.clone()), Pem::Bytes(cert.clone())).build(&no_files);
+            let _ = ServerTlsOptions::new(pki().server.key_pem.as_str(), Pem::Bytes(cert.clone())).build(&no_files);
+            let _ = default_server().ca(Pem::Bytes(ca.clone())).request_cert(true).build(&no_files);
+            let _ = ClientTlsOptions::new().ca(Pem::Bytes(ca)).build("localhost", &no_files);
+            let _ = ClientTlsOptions::new().client_cert(Pem::Bytes(cert), Pem::Bytes(key)).build("localhost", &no_files);
+        }
+
+        /// Arbitrary bytes into a TLS server's handshake: no panic, and the socket either waits
+        /// for more or fails its handshake and closes cleanly; nothing reaches `data`.
+        #[test]
+        fn arbitrary_bytes_into_a_tls_server(bytes in proptest::collection::vec(any::<u8>(), 0..3000), chunk in 1usize..512) {
+            let server = server_tls(default_server());
+            let garbage = bytes.clone();
+            let client_plain = SimHandler::new(move |seen, s| {
+                if *seen == Seen::Open {
+                    let _ = sim_write(s, &garbage);
+                }
+            });
+            let mut p = Pair::with_tls_server_only(server, echo(), client_plain);
+            p.read_chunk = chunk;
+            p.run();
+            p.advance(Duration::from_secs(11));
+            p.run();
+            prop_assert!(p.end(Side::Server).log().violation.is_none());
+            prop_assert!(p.end(Side::Server).log().received.is_empty());
+            let trace = p.end(Side::Server).trace();
+            prop_assert_eq!(trace, vec!["open", "handshake", "close"]);
+        }
+
+        /// Arbitrary bytes from a "server" into a TLS client's handshake.
+        #[test]
+        fn arbitrary_bytes_into_a_tls_client(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let tls = client_tls(trusting_client());
+            let mut p = Pair::with_tls_client_only(tls, bytes, quiet());
+            p.run();
+            p.advance(Duration::from_secs(11));
+            p.run();
+            prop_assert!(p.end(Side::Client).log().violation.is_none());
+            prop_assert!(p.end(Side::Client).log().received.is_empty());
+            prop_assert_eq!(p.end(Side::Client).trace(), vec!["open", "handshake", "close"]);
+        }
+    }
+}
