@@ -105,11 +105,21 @@ fn sink_corpus_and_regressions_replay() {
 }
 
 #[test]
+fn config_corpus_and_regressions_replay() {
+    replay("config");
+}
+
+#[test]
+fn tls_corpus_and_regressions_replay() {
+    replay("tls");
+}
+
+#[test]
 fn every_target_is_replayed() {
     let names: Vec<&str> = driver::TARGETS.iter().map(|t| t.name).collect();
     assert_eq!(
         names,
-        ["connection", "sink"],
+        ["connection", "sink", "config", "tls"],
         "add a #[test] for every new target"
     );
 }

@@ -51,7 +51,108 @@ pub const TARGETS: &[Target] = &[
         run: run_sink,
         run_faithful: run_sink,
     },
+    Target {
+        name: "config",
+        run: run_config,
+        run_faithful: run_config,
+    },
+    Target {
+        name: "tls",
+        run: run_tls,
+        run_faithful: run_tls,
+    },
 ];
+
+fn pki() -> &'static sansock_core::test_certs::TestPki {
+    static PKI: std::sync::OnceLock<sansock_core::test_certs::TestPki> = std::sync::OnceLock::new();
+    PKI.get_or_init(sansock_core::test_certs::TestPki::generate)
+}
+
+fn no_files(_: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    Err(std::io::ErrorKind::NotFound.into())
+}
+
+/// The `config` target: arbitrary bytes as PEM key, certificate and CA, for the server and
+/// client builders. A typed error or a valid configuration; a panic is the failure.
+pub fn run_config(data: &[u8]) -> Result<(), String> {
+    use sansock_core::tls::{ClientTlsOptions, Pem, ServerTlsOptions};
+    let third = data.len() / 3;
+    let (key, rest) = data.split_at(third);
+    let (cert, ca) = rest.split_at(third);
+    let bytes = |b: &[u8]| Pem::Bytes(b.to_vec());
+    let _ = ServerTlsOptions::new(bytes(key), bytes(cert)).build(&no_files);
+    let _ = ServerTlsOptions::new(pki().server.key_pem.as_str(), bytes(cert)).build(&no_files);
+    let _ = ServerTlsOptions::new(bytes(key), pki().server.cert_pem.as_str()).build(&no_files);
+    let _ = ServerTlsOptions::new(
+        pki().server.key_pem.as_str(),
+        pki().server.cert_pem.as_str(),
+    )
+    .ca(bytes(ca))
+    .request_cert(true)
+    .build(&no_files);
+    let _ = ClientTlsOptions::new()
+        .ca(bytes(ca))
+        .build("localhost", &no_files);
+    let _ = ClientTlsOptions::new()
+        .client_cert(bytes(cert), bytes(key))
+        .build("localhost", &no_files);
+    Ok(())
+}
+
+/// The `tls` target: arbitrary bytes into a TLS server's handshake (first byte even) or a TLS
+/// client's (odd), delivered in reads of a size taken from the second byte. The TLS end must
+/// fail its handshake and close cleanly (or by the handshake timeout), deliver nothing, and
+/// keep every event invariant.
+pub fn run_tls(data: &[u8]) -> Result<(), String> {
+    use sansock_core::tls::{ClientTlsOptions, ServerTlsOptions};
+    let (Some(&mode), Some(&chunk)) = (data.first(), data.get(1)) else {
+        return Ok(());
+    };
+    let garbage = data[2..].to_vec();
+    let quiet = SimHandler::new(|_, _| {});
+    let (mut p, side) = if mode % 2 == 0 {
+        let server = ServerTlsOptions::new(
+            pki().server.key_pem.as_str(),
+            pki().server.cert_pem.as_str(),
+        )
+        .build(&no_files)
+        .map_err(|e| e.to_string())?;
+        let sender = SimHandler::new(move |seen, s| {
+            if *seen == Seen::Open {
+                let _ = sim_write(s, &garbage);
+            }
+        });
+        (
+            Pair::with_tls_server_only(server, quiet, sender),
+            Side::Server,
+        )
+    } else {
+        let client = ClientTlsOptions::new()
+            .ca(pki().ca_pem.as_str())
+            .build("localhost", &no_files)
+            .map_err(|e| e.to_string())?;
+        (
+            Pair::with_tls_client_only(client, garbage, quiet),
+            Side::Client,
+        )
+    };
+    p.read_chunk = usize::from(chunk).max(1);
+    p.run();
+    p.advance(std::time::Duration::from_secs(11));
+    p.run();
+    let end = p.end(side);
+    if let Some(v) = &end.log().violation {
+        return Err(v.clone());
+    }
+    if !end.log().received.is_empty() {
+        return Err("garbage reached the data handler".to_owned());
+    }
+    let trace = end.trace();
+    if trace != ["open", "handshake", "close"] {
+        return Err(format!("unexpected trace {trace:?}"));
+    }
+    Ok(())
+}
 
 /// A core bug found by fuzzing and not fixed yet. The fuzz targets step around it (see
 /// [`run_connection`]) so that a campaign goes on finding new bugs; its minimised input in
