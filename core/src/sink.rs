@@ -4,7 +4,13 @@
 //! [`Sink::consume`]; nothing but [`Sink::clear`] drops them. Small copied writes share one
 //! growable tail buffer (so a steady stream of small replies allocates nothing once warm),
 //! while large owned [`Bytes`] chunks are queued as they are, without a copy.
+//!
+//! A tail that grew past [`RETAIN_CAPACITY`] for a burst is not kept by its sink once empty
+//! (an idle socket holds no burst's worth of memory); it goes to a one-buffer cache of the
+//! thread instead, where the next large copied write on that thread takes it back. A socket
+//! streaming large writes therefore reuses one buffer rather than allocating per write.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
@@ -20,6 +26,40 @@ const COPY_THRESHOLD: usize = 512;
 /// Once empty, a tail buffer larger than this is released so an idle socket does not keep a
 /// burst's worth of memory.
 const RETAIN_CAPACITY: usize = 16 * 1024;
+
+/// The largest released tail the thread's cache keeps (bigger ones are freed).
+const CACHE_CAPACITY: usize = 1024 * 1024;
+
+thread_local! {
+    /// One released large tail buffer per thread, for the next large copied write.
+    static SPARE_TAIL: RefCell<Option<BytesMut>> = const { RefCell::new(None) };
+}
+
+/// Takes the thread's spare tail if it can hold `additional` bytes without growing.
+fn take_spare(additional: usize) -> Option<BytesMut> {
+    SPARE_TAIL
+        .try_with(|spare| {
+            let mut spare = spare.try_borrow_mut().ok()?;
+            if spare.as_ref()?.capacity() >= additional {
+                spare.take()
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Gives an empty, released tail buffer to the thread's cache (keeping the larger of two).
+fn give_spare(buf: BytesMut) {
+    let _ = SPARE_TAIL.try_with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut() {
+            if spare.as_ref().is_none_or(|s| s.capacity() < buf.capacity()) {
+                *spare = Some(buf);
+            }
+        }
+    });
+}
 
 /// A send buffer bounded by a high-water mark.
 ///
@@ -95,6 +135,7 @@ impl Sink {
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.room());
         if n > 0 {
+            self.reserve_tail(n);
             self.tail.extend_from_slice(&data[..n]);
             self.len += n;
         }
@@ -109,6 +150,7 @@ impl Sink {
         }
         data.truncate(n);
         if n < COPY_THRESHOLD {
+            self.reserve_tail(n);
             self.tail.extend_from_slice(&data);
         } else {
             if !self.tail.is_empty() {
@@ -206,10 +248,27 @@ impl Sink {
         }
     }
 
+    /// Before a copied write of `additional` bytes into an empty tail too small for them:
+    /// takes the thread's spare large buffer, if any, instead of allocating.
+    fn reserve_tail(&mut self, additional: usize) {
+        if additional > RETAIN_CAPACITY && self.tail.is_empty() && self.tail.capacity() < additional
+        {
+            if let Some(spare) = take_spare(additional) {
+                self.tail = spare;
+            }
+        }
+    }
+
     fn release_if_large(&mut self) {
         self.tail.clear();
         if self.tail.capacity() > RETAIN_CAPACITY {
-            self.tail = BytesMut::new();
+            let mut released = std::mem::take(&mut self.tail);
+            // Move the write position back to the start of the allocation (the buffer is
+            // empty; this never allocates) so the cached buffer offers all of it.
+            let _ = released.try_reclaim(released.capacity() + 1);
+            if released.capacity() <= CACHE_CAPACITY {
+                give_spare(released);
+            }
         }
         if self.chunks.capacity() > 64 {
             self.chunks = VecDeque::new();

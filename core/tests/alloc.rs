@@ -15,8 +15,8 @@ use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use sansock_core::{
-    Addr, Bytes, Connection, ConnectionConfig, Event, Handler, ListenerShared, RefCounter, Socket,
-    SocketAddrs,
+    Addr, Bytes, Connection, ConnectionConfig, Event, Handler, ListenerShared, RefCounter, Sink,
+    Socket, SocketAddrs,
 };
 
 struct Counting;
@@ -265,6 +265,33 @@ fn connection_owned_chunks_allocate_nothing() {
             "{what}: {allocs} allocations ({bytes} bytes); rerun with SANSOCK_ALLOC_TRACE=1"
         );
     }
+}
+
+static LARGE: [u8; 256 * 1024] = [9; 256 * 1024];
+
+#[test]
+fn sink_streaming_copied_writes_allocate_nothing() {
+    // A streaming echo copies whole reads (256 KiB, then 128 KiB) and the kernel takes them in
+    // pieces (100,000 bytes, then everything). A tail that large is not kept by the sink once
+    // empty (an idle socket must not hold a burst's memory); it goes to the thread's spare
+    // slot, and the next large write takes it back instead of allocating.
+    let mut sink = Sink::default();
+    let mut turn = 0usize;
+    let (allocs, bytes) = measure_warm("Sink, streaming large copies", || {
+        turn += 1;
+        let (write, flush) = if turn % 2 == 1 {
+            (&LARGE[..], 100_000)
+        } else {
+            (&LARGE[..128 * 1024], usize::MAX)
+        };
+        assert!(sink.write(write) > 0);
+        sink.consume(sink.len().min(flush));
+    });
+    assert!(sink.is_empty());
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations ({bytes} bytes); rerun with SANSOCK_ALLOC_TRACE=1"
+    );
 }
 
 /// Measured truth, not a goal: a copied write that follows an owned chunk which itself followed

@@ -40,37 +40,30 @@ fn poll_socket<D: Send + 'static, S: Transport, T: Timer>(
         let now = Instant::now();
         driver.handle_timeout(now);
         let mut progress = false;
-        // Read until the socket would block, which also registers the waker for readability,
-        // at most `READS_PER_TURN` times. Reading on after a short read costs the one
-        // would-block read that waiting for readability needs anyway, and spares a second
-        // turn (clock, timers, driver locks) per wake-up.
+        // Read up to `READS_PER_TURN` times. A short read has most likely drained the socket:
+        // stop there and write the replies first; the read that must still see would-block (to
+        // arm readability) comes after the write, below, in the same turn.
         let mut read_blocked = false;
+        let mut short_read = false;
         for _ in 0..READS_PER_TURN {
             if !driver.interest().read {
                 break;
             }
-            let more = READ_BUF.with_borrow_mut(|buf| match stream.poll_read(cx, buf) {
-                Poll::Pending => {
+            match read_once(cx, stream, driver, now) {
+                Read::Blocked => {
                     read_blocked = true;
-                    false
+                    break;
                 }
-                Poll::Ready(Ok(0)) => {
-                    driver.handle_eof(now);
+                Read::Data(full) => {
+                    if !full {
+                        short_read = true;
+                        break;
+                    }
+                }
+                Read::Ended => {
                     progress = true;
-                    false
+                    break;
                 }
-                Poll::Ready(Ok(n)) => {
-                    driver.handle_read(now, &buf[..n]);
-                    true
-                }
-                Poll::Ready(Err(e)) => {
-                    driver.handle_io_error(now, &e);
-                    progress = true;
-                    false
-                }
-            });
-            if !more {
-                break;
             }
         }
         // Everything the handlers wrote in this turn leaves in one vectored write.
@@ -91,6 +84,15 @@ fn poll_socket<D: Send + 'static, S: Transport, T: Timer>(
                 setup::reset_on_close(stream);
             }
             return Poll::Ready(());
+        }
+        // After a short read: the read that arms readability (usually would-block, at no
+        // syscall on tokio, which knows a short read drained the socket). Sparing a second
+        // turn (clock, timers, driver locks) per wake-up this way matters for small messages.
+        if short_read && driver.interest().read {
+            match read_once(cx, stream, driver, now) {
+                Read::Blocked => read_blocked = true,
+                Read::Data(_) | Read::Ended => progress = true,
+            }
         }
         let interest = driver.interest();
         // A `drain` handler may have written more: go round again rather than wait for a
@@ -122,4 +124,38 @@ fn poll_socket<D: Send + 'static, S: Transport, T: Timer>(
     // Still busy after a full budget: let the other tasks run, then continue.
     cx.waker().wake_by_ref();
     Poll::Pending
+}
+
+/// What one read did.
+enum Read {
+    /// Would block: readability is armed.
+    Blocked,
+    /// Bytes were handed to the driver; `true` when they filled the buffer (more may wait).
+    Data(bool),
+    /// End of stream or an error, handed to the driver.
+    Ended,
+}
+
+/// Reads once into the thread's buffer and feeds the result to the driver.
+fn read_once<D: Send + 'static, S: Transport>(
+    cx: &mut Context<'_>,
+    stream: &mut S,
+    driver: &mut Driver<D>,
+    now: Instant,
+) -> Read {
+    READ_BUF.with_borrow_mut(|buf| match stream.poll_read(cx, buf) {
+        Poll::Pending => Read::Blocked,
+        Poll::Ready(Ok(0)) => {
+            driver.handle_eof(now);
+            Read::Ended
+        }
+        Poll::Ready(Ok(n)) => {
+            driver.handle_read(now, &buf[..n]);
+            Read::Data(n == buf.len())
+        }
+        Poll::Ready(Err(e)) => {
+            driver.handle_io_error(now, &e);
+            Read::Ended
+        }
+    })
 }

@@ -1,0 +1,548 @@
+//! `run`: the orchestrator. Starts each server under test in its own process pinned to one
+//! core, drives it from this process pinned to another, and records one sample per round,
+//! workload and server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::args::Args;
+use crate::client::{self, Metrics, Probe, Stats, StreamPattern};
+use crate::os;
+use crate::report::{self, Record, RunInfo};
+
+/// The workloads, in the order they run within a round.
+pub const WORKLOADS: &[&str] = &[
+    "ping-pong-1",
+    "ping-pong-64",
+    "stream",
+    "idle",
+    "five-writes",
+    "one-write",
+    "churn",
+];
+
+/// The adapters measured by default.
+pub const RUNTIMES: &[&str] = &["tokio", "smol", "async-std"];
+
+/// Message size of the ping-pong workloads.
+const PING_BYTES: usize = 64;
+/// Write size of the streaming workload.
+const STREAM_CHUNK: usize = 64 * 1024;
+/// Concurrent connect loops of the churn workload.
+const CHURN_CONCURRENCY: usize = 16;
+
+/// One server under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sansock(String),
+    Baseline(String),
+    Bun(PathBuf),
+    Node(PathBuf),
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Target::Sansock(rt) => format!("sansock/{rt}"),
+            Target::Baseline(rt) => format!("baseline/{rt}"),
+            Target::Bun(_) => "bun".into(),
+            Target::Node(_) => "node".into(),
+        }
+    }
+}
+
+/// Sizes and durations of one run.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub warm: Duration,
+    pub measure: Duration,
+    pub stream_bytes: u64,
+    pub idle_conns: usize,
+}
+
+impl Sizes {
+    pub fn full() -> Self {
+        Sizes {
+            warm: Duration::from_millis(300),
+            measure: Duration::from_millis(1500),
+            stream_bytes: 1 << 30,
+            idle_conns: 10_000,
+        }
+    }
+    pub fn quick() -> Self {
+        Sizes {
+            warm: Duration::from_millis(30),
+            measure: Duration::from_millis(100),
+            stream_bytes: 2 << 20,
+            idle_conns: 50,
+        }
+    }
+}
+
+/// A running server process.
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    counts: bool,
+}
+
+impl Server {
+    fn start(
+        target: &Target,
+        workload: &str,
+        cpu: Option<usize>,
+        scripts: &Path,
+    ) -> Result<Self, String> {
+        let server_workload = match workload {
+            "five-writes" | "one-write" => workload,
+            _ => "echo",
+        };
+        let mut cmd = match target {
+            Target::Sansock(rt) | Target::Baseline(rt) => {
+                let imp = if matches!(target, Target::Sansock(_)) {
+                    "sansock"
+                } else {
+                    "baseline"
+                };
+                let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+                let mut c = Command::new(exe);
+                c.args(["server", "--impl", imp, "--runtime", rt]);
+                c.args(["--workload", server_workload, "--port", "0"]);
+                c
+            }
+            Target::Bun(bun) => {
+                let mut c = Command::new(bun);
+                c.arg(scripts.join("bun-echo.js"));
+                c.env("SANSOCK_BENCH_WORKLOAD", server_workload);
+                c
+            }
+            Target::Node(node) => {
+                let mut c = Command::new(node);
+                c.arg(scripts.join("node-echo.js"));
+                c.env("SANSOCK_BENCH_WORKLOAD", server_workload);
+                c
+            }
+        };
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(cpu) = cpu {
+            // SAFETY: the closure only makes one async-signal-safe syscall.
+            unsafe {
+                cmd.pre_exec(move || os::pin(0, cpu));
+            }
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", target.label()))?;
+        let pid = child.id();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            match stdout.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{} exited before listening", target.label()));
+                }
+                Ok(_) => {}
+            }
+            if let Some(a) = line.trim().strip_prefix("listening on ") {
+                break a
+                    .parse()
+                    .map_err(|e| format!("{}: bad address {a:?}: {e}", target.label()))?;
+            }
+        };
+        Ok(Server {
+            child,
+            pid,
+            addr,
+            stdin,
+            stdout,
+            counts: matches!(target, Target::Sansock(_) | Target::Baseline(_)),
+        })
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Probe for Server {
+    fn cpu(&mut self) -> f64 {
+        os::cpu_seconds(self.pid)
+    }
+    fn rss(&mut self) -> u64 {
+        os::rss_bytes(self.pid)
+    }
+    fn stats(&mut self) -> Option<Stats> {
+        if !self.counts {
+            return None;
+        }
+        let stdin = self.stdin.as_mut()?;
+        stdin.write_all(b"stats\n").ok()?;
+        stdin.flush().ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        let mut s = Stats::default();
+        for field in line.trim().strip_prefix("stats ")?.split_whitespace() {
+            let (k, v) = field.split_once('=')?;
+            let v: u64 = v.parse().ok()?;
+            match k {
+                "allocs" => s.allocs = v,
+                "live_bytes" => s.live_bytes = v,
+                "events" => s.events = v,
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+}
+
+/// Finds a peer runtime: the flag's path, else the name on `PATH`.
+fn find_peer(args: &Args, name: &str) -> Option<PathBuf> {
+    if let Some(p) = args.value(name) {
+        let p = PathBuf::from(p);
+        return p.exists().then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn peer_version(path: &Path) -> String {
+    Command::new(path)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+const BUN_SCRIPT: &str = r#"// Bun echo server for sansock-bench (backpressure: keep the rest, pause, write on drain).
+const mode = process.env.SANSOCK_BENCH_WORKLOAD || "echo";
+function send(s, b) {
+  if (s.data.pending.length) { s.data.pending.push(Buffer.from(b)); return; }
+  const n = s.write(b);
+  if (n < b.length) { s.data.pending.push(Buffer.from(b.subarray(Math.max(n, 0)))); s.pause?.(); }
+}
+const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: {
+  open(s) { s.data = { pending: [] }; s.setNoDelay?.(true); },
+  data(s, b) {
+    if (mode === "five-writes") { for (let i = 0; i < 5; i++) { const p = b.subarray((b.length * i / 5) | 0, (b.length * (i + 1) / 5) | 0); if (p.length) send(s, p); } }
+    else send(s, b);
+  },
+  drain(s) { const q = s.data.pending; s.data.pending = []; for (const b of q) send(s, b); if (!s.data.pending.length) s.resume?.(); },
+} });
+console.log(`listening on 127.0.0.1:${server.port}`);
+process.stdin.on("end", () => process.exit(0)); process.stdin.resume();
+"#;
+
+const NODE_SCRIPT: &str = r#"// Node echo server for sansock-bench.
+const net = require("net");
+const mode = process.env.SANSOCK_BENCH_WORKLOAD || "echo";
+const server = net.createServer({ noDelay: true }, (s) => {
+  s.setNoDelay(true);
+  if (mode !== "five-writes") { s.pipe(s); return; }
+  s.on("data", (b) => {
+    let ok = true;
+    for (let i = 0; i < 5; i++) { const p = b.subarray((b.length * i / 5) | 0, (b.length * (i + 1) / 5) | 0); if (p.length) ok = s.write(p); }
+    if (!ok) { s.pause(); s.once("drain", () => s.resume()); }
+  });
+  s.on("error", () => {});
+});
+server.listen(0, "127.0.0.1", () => console.log(`listening on 127.0.0.1:${server.address().port}`));
+process.stdin.on("end", () => process.exit(0)); process.stdin.resume();
+"#;
+
+pub fn main(args: &Args) {
+    let quick = args.switch("quick");
+    let rounds: usize = args.parsed("rounds").unwrap_or(if quick { 1 } else { 5 });
+    let out = PathBuf::from(args.value("out").unwrap_or_else(|| "bench/results".into()));
+    let sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    let runtimes = args
+        .list("runtimes")
+        .unwrap_or_else(|| RUNTIMES.iter().map(|s| s.to_string()).collect());
+    let workloads = args
+        .list("workloads")
+        .unwrap_or_else(|| WORKLOADS.iter().map(|s| s.to_string()).collect());
+    for w in &workloads {
+        if !WORKLOADS.contains(&w.as_str()) {
+            eprintln!(
+                "unknown workload {w}: expected one of {}",
+                WORKLOADS.join(", ")
+            );
+            std::process::exit(2);
+        }
+    }
+    let no_peers = args.value("peers").as_deref() == Some("none");
+    let mut targets = Vec::new();
+    for rt in &runtimes {
+        targets.push(Target::Sansock(rt.clone()));
+        targets.push(Target::Baseline(rt.clone()));
+    }
+    let mut peers = Vec::new();
+    if !no_peers {
+        if let Some(bun) = find_peer(args, "bun") {
+            peers.push(("bun", peer_version(&bun)));
+            targets.push(Target::Bun(bun));
+        }
+        if let Some(node) = find_peer(args, "node") {
+            peers.push(("node", peer_version(&node)));
+            targets.push(Target::Node(node));
+        }
+    }
+
+    // Pinning: the server on the first allowed CPU, this process (the load generator) on the
+    // second; without two CPUs nothing is pinned.
+    let cpus = os::allowed_cpus();
+    let (server_cpu, client_cpu) = if cpus.len() >= 2 {
+        (Some(cpus[0]), Some(cpus[1]))
+    } else {
+        (None, None)
+    };
+    if let Some(c) = client_cpu {
+        if let Err(e) = os::pin(0, c) {
+            eprintln!("warning: could not pin the load generator to CPU {c}: {e}");
+        }
+    }
+    let nofile = os::raise_nofile_limit();
+    if (nofile as usize) < sizes.idle_conns + 100 {
+        eprintln!(
+            "warning: open-files limit {nofile} is low for {} idle connections",
+            sizes.idle_conns
+        );
+    }
+
+    let scripts = std::env::temp_dir().join(format!("sansock-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scripts).expect("scripts folder");
+    std::fs::write(scripts.join("bun-echo.js"), BUN_SCRIPT).expect("write bun script");
+    std::fs::write(scripts.join("node-echo.js"), NODE_SCRIPT).expect("write node script");
+
+    let info = RunInfo {
+        command: std::iter::once("sansock-bench".to_owned())
+            .chain(args.all().iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        quick,
+        rounds,
+        server_cpu,
+        client_cpu,
+        load_before: os::load_average(),
+        load_after: String::new(),
+        cpu_model: os::cpu_model(),
+        kernel: os::kernel(),
+        peers: peers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect(),
+        sizes: sizes.clone(),
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        seconds: 0.0,
+    };
+    eprintln!(
+        "sansock-bench: {rounds} round(s) of {} workload(s) on {} server(s){}; server CPU {}, load generator CPU {}; load average {}",
+        workloads.len(),
+        targets.len(),
+        if quick { " (quick)" } else { "" },
+        server_cpu.map_or("unpinned".into(), |c| c.to_string()),
+        client_cpu.map_or("unpinned".into(), |c| c.to_string()),
+        info.load_before,
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let pattern = Arc::new(StreamPattern::new(sizes.stream_bytes, STREAM_CHUNK));
+    let expected = if workloads.iter().any(|w| w == "stream") {
+        pattern.expected_hash()
+    } else {
+        0
+    };
+
+    let started = Instant::now();
+    let total = rounds * workloads.len() * targets.len();
+    let mut done = 0;
+    let mut records = Vec::new();
+    for round in 0..rounds {
+        for workload in &workloads {
+            // Rotate the order each round so no server always runs first.
+            let n = targets.len();
+            for k in 0..n {
+                let target = &targets[(k + round) % n];
+                done += 1;
+                let result =
+                    Server::start(target, workload, server_cpu, &scripts).and_then(|mut server| {
+                        let addr = server.addr;
+                        let r =
+                            measure(&rt, workload, addr, &sizes, &pattern, expected, &mut server);
+                        server.stop();
+                        r.map_err(|e| e.to_string())
+                    });
+                let elapsed = started.elapsed().as_secs_f64();
+                let eta = elapsed / done as f64 * (total - done) as f64;
+                eprintln!(
+                    "[{done:>3}/{total}] round {}/{rounds} {workload:<12} {:<20} {}   ({:.0}s, ~{:.0}s left)",
+                    round + 1,
+                    target.label(),
+                    match &result {
+                        Ok(m) => report::summary(workload, m),
+                        Err(e) => format!("FAILED: {e}"),
+                    },
+                    elapsed,
+                    eta
+                );
+                records.push(Record {
+                    round,
+                    workload: workload.clone(),
+                    target: target.label(),
+                    result,
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scripts);
+    let info = RunInfo {
+        load_after: os::load_average(),
+        seconds: started.elapsed().as_secs_f64(),
+        ..info
+    };
+    let targets: Vec<String> = targets.iter().map(Target::label).collect();
+    let rows = report::aggregate(&records, &workloads, &targets);
+    let table = report::table(&rows, &info);
+    println!("{table}");
+    if let Err(e) = report::write_all(&out, &rows, &records, &info, &table) {
+        eprintln!("sansock-bench: writing {}: {e}", out.display());
+        std::process::exit(1);
+    }
+    eprintln!(
+        "wrote {0}/results.json, {0}/chart.svg and {0}/table.md",
+        out.display()
+    );
+}
+
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    workload: &str,
+    addr: SocketAddr,
+    sizes: &Sizes,
+    pattern: &Arc<StreamPattern>,
+    expected: u64,
+    server: &mut dyn Probe,
+) -> std::io::Result<Metrics> {
+    match workload {
+        "ping-pong-1" => rt.block_on(client::ping_pong(
+            addr,
+            1,
+            PING_BYTES,
+            sizes.warm,
+            sizes.measure,
+            server,
+        )),
+        "ping-pong-64" => rt.block_on(client::ping_pong(
+            addr,
+            64,
+            PING_BYTES,
+            sizes.warm,
+            sizes.measure,
+            server,
+        )),
+        "five-writes" | "one-write" => rt.block_on(client::ping_pong(
+            addr,
+            64,
+            5,
+            sizes.warm,
+            sizes.measure,
+            server,
+        )),
+        "stream" => client::stream(addr, pattern, expected, server),
+        "idle" => client::idle(addr, sizes.idle_conns, server),
+        "churn" => rt.block_on(client::churn(
+            addr,
+            CHURN_CONCURRENCY,
+            sizes.warm,
+            sizes.measure,
+            server,
+        )),
+        other => Err(std::io::Error::other(format!("unknown workload {other}"))),
+    }
+}
+
+/// A probe for a server this process did not start (`load`): no CPU or memory readings.
+struct NoProbe;
+
+impl Probe for NoProbe {
+    fn cpu(&mut self) -> f64 {
+        0.0
+    }
+    fn rss(&mut self) -> u64 {
+        0
+    }
+    fn stats(&mut self) -> Option<Stats> {
+        None
+    }
+}
+
+/// `load`: runs one workload's load generator against a server started by hand (to profile
+/// it with `perf record -p PID`, say), for `--seconds`.
+pub fn load(args: &Args) {
+    let addr: SocketAddr = args.parsed("addr").unwrap_or_else(|| {
+        eprintln!("load: --addr HOST:PORT is required");
+        std::process::exit(2)
+    });
+    let workload = args
+        .value("workload")
+        .unwrap_or_else(|| "ping-pong-64".into());
+    let seconds: f64 = args.parsed("seconds").unwrap_or(5.0);
+    if let Some(cpu) = args.parsed::<usize>("cpu") {
+        let _ = os::pin(0, cpu);
+    }
+    let sizes = Sizes {
+        warm: Duration::from_millis(100),
+        measure: Duration::from_secs_f64(seconds),
+        stream_bytes: args.parsed("stream-bytes").unwrap_or(1 << 30),
+        idle_conns: args.parsed("idle-conns").unwrap_or(10_000),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let pattern = Arc::new(StreamPattern::new(sizes.stream_bytes, STREAM_CHUNK));
+    let expected = if workload == "stream" {
+        pattern.expected_hash()
+    } else {
+        0
+    };
+    match measure(
+        &rt,
+        &workload,
+        addr,
+        &sizes,
+        &pattern,
+        expected,
+        &mut NoProbe,
+    ) {
+        Ok(m) => println!("{}", report::summary(&workload, &m)),
+        Err(e) => {
+            eprintln!("load: {e}");
+            std::process::exit(1)
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The servers under test: sansock on any adapter, and a plain hand-written echo on the same
+//! runtime as the baseline. Every variant speaks the same protocol: it sends back every byte it
+//! reads; with `--workload five-writes` it sends each read back as five writes (one per fifth),
+//! with `one-write` (the same as `echo`) as one.
+
+use std::io::{BufRead, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use sansock_core::{Handler, ListenOptions, Socket};
+use sansock_io::Runtime;
+
+use crate::args::Args;
+
+/// Data events (sansock `data` calls, baseline reads returning bytes) so far.
+static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    Echo,
+    FiveWrites,
+}
+
+impl Workload {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "echo" | "one-write" => Some(Workload::Echo),
+            "five-writes" => Some(Workload::FiveWrites),
+            _ => None,
+        }
+    }
+}
+
+/// `bytes` in five consecutive parts (fewer, when shorter than five bytes), none empty.
+fn fifths(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let len = bytes.len();
+    (0..5)
+        .map(move |i| &bytes[len * i / 5..len * (i + 1) / 5])
+        .filter(|p| !p.is_empty())
+}
+
+pub fn main(args: &Args) {
+    let imp = args.value("impl").unwrap_or_else(|| "sansock".into());
+    let runtime = args.value("runtime").unwrap_or_else(|| "tokio".into());
+    let workload = args.value("workload").unwrap_or_else(|| "echo".into());
+    let Some(workload) = Workload::parse(&workload) else {
+        eprintln!("unknown --workload {workload}: expected echo, five-writes or one-write");
+        std::process::exit(2);
+    };
+    let port: u16 = args.parsed("port").unwrap_or(0);
+    let host = args.value("host").unwrap_or_else(|| "127.0.0.1".into());
+    let hwm: Option<usize> = args.parsed("high-water-mark");
+    spawn_control_thread();
+    let sansock = match imp.as_str() {
+        "sansock" => true,
+        "baseline" => false,
+        other => {
+            eprintln!("unknown --impl {other}: expected sansock or baseline");
+            std::process::exit(2);
+        }
+    };
+    match runtime.as_str() {
+        "tokio" | "tokio-current-thread" => {
+            let mut builder = if runtime == "tokio" {
+                tokio::runtime::Builder::new_multi_thread()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+            };
+            let rt = builder.enable_all().build().expect("tokio runtime");
+            rt.block_on(async {
+                if sansock {
+                    serve_sansock::<sansock_tokio::Tokio>(&host, port, workload, hwm).await
+                } else {
+                    baseline::tokio(bind(&host, port), workload).await
+                }
+            })
+        }
+        "smol" => smol::block_on(async {
+            if sansock {
+                serve_sansock::<sansock_smol::Smol>(&host, port, workload, hwm).await
+            } else {
+                baseline::smol(bind(&host, port), workload).await
+            }
+        }),
+        "async-std" => async_std::task::block_on(async {
+            if sansock {
+                serve_sansock::<sansock_async_std::AsyncStd>(&host, port, workload, hwm).await
+            } else {
+                baseline::async_std(bind(&host, port), workload).await
+            }
+        }),
+        other => {
+            eprintln!("unknown --runtime {other}: expected tokio, tokio-current-thread, smol or async-std");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Answers `stats` lines on stdin with the counters; exits when stdin closes, so a server
+/// never outlives the orchestrator that started it.
+fn spawn_control_thread() {
+    std::thread::spawn(|| {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim() == "stats" {
+                let (allocs, live_bytes, live_blocks) = crate::alloc::counters();
+                let events = EVENTS.load(Relaxed);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "stats allocs={allocs} live_bytes={live_bytes} live_blocks={live_blocks} events={events}"
+                );
+                let _ = out.flush();
+            }
+        }
+        std::process::exit(0);
+    });
+}
+
+fn announce(addr: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+fn bind(host: &str, port: u16) -> TcpListener {
+    let listener = TcpListener::bind((host, port)).unwrap_or_else(|e| {
+        eprintln!("bind {host}:{port}: {e}");
+        std::process::exit(1)
+    });
+    listener.set_nonblocking(true).expect("non-blocking");
+    let addr: SocketAddr = listener.local_addr().expect("local address");
+    announce(addr);
+    listener
+}
+
+// ----- sansock -----
+
+/// Echo with end-to-end backpressure, as `examples/src/bin/echo.rs`: when the send buffer is
+/// full it keeps the rest and stops reading until `drain` (reusing its pending buffer, so the
+/// handler itself allocates nothing per event once warm).
+struct Echo {
+    workload: Workload,
+}
+
+fn send(socket: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
+    if !socket.data().is_empty() {
+        socket.data_mut().extend_from_slice(bytes);
+        return;
+    }
+    let n = socket.write(bytes).unwrap_or(bytes.len());
+    if n < bytes.len() {
+        socket.data_mut().extend_from_slice(&bytes[n..]);
+        socket.pause();
+    }
+}
+
+impl Handler for Echo {
+    /// Bytes read but not yet accepted for sending.
+    type Data = Vec<u8>;
+
+    fn data(&self, socket: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
+        EVENTS.fetch_add(1, Relaxed);
+        match self.workload {
+            Workload::Echo => send(socket, bytes),
+            Workload::FiveWrites => {
+                for part in fifths(bytes) {
+                    send(socket, part);
+                }
+            }
+        }
+    }
+
+    fn drain(&self, socket: &mut Socket<'_, Vec<u8>>) {
+        // Keep the pending buffer's capacity, so a streaming socket allocates nothing here.
+        let mut pending = std::mem::take(socket.data_mut());
+        let n = socket.write(&pending).unwrap_or(pending.len());
+        pending.drain(..n);
+        let done = pending.is_empty();
+        *socket.data_mut() = pending;
+        if done {
+            socket.resume();
+        }
+    }
+}
+
+async fn serve_sansock<R: Runtime>(
+    host: &str,
+    port: u16,
+    workload: Workload,
+    high_water_mark: Option<usize>,
+) {
+    let mut options = ListenOptions::tcp(host.to_owned(), port);
+    if let Some(bytes) = high_water_mark {
+        options = options.high_water_mark(bytes);
+    }
+    let listener = sansock_io::listen::<R, _>(options, Arc::new(Echo { workload }))
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("listen: {e}");
+            std::process::exit(1)
+        });
+    announce(listener.local_addr());
+    std::future::pending::<()>().await;
+}
+
+// ----- hand-written baselines -----
+
+/// The plain echo servers: a task per connection, a 64 KiB buffer each, read then
+/// `write_all` (five `write_all`s for `five-writes`), `TCP_NODELAY` on.
+mod baseline {
+    use super::{fifths, Workload, EVENTS};
+    use std::net::TcpListener;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    const BUF: usize = 64 * 1024;
+
+    pub async fn tokio(listener: TcpListener, workload: Workload) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; BUF];
+                loop {
+                    let n = match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    EVENTS.fetch_add(1, Relaxed);
+                    let ok = match workload {
+                        Workload::Echo => stream.write_all(&buf[..n]).await.is_ok(),
+                        Workload::FiveWrites => {
+                            let mut ok = true;
+                            for part in fifths(&buf[..n]) {
+                                ok &= stream.write_all(part).await.is_ok();
+                            }
+                            ok
+                        }
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    pub async fn smol(listener: TcpListener, workload: Workload) {
+        use smol::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = smol::Async::new(listener).expect("smol listener");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.get_ref().set_nodelay(true);
+            smol::spawn(async move {
+                let mut stream = stream;
+                let mut buf = vec![0u8; BUF];
+                loop {
+                    let n = match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    EVENTS.fetch_add(1, Relaxed);
+                    let ok = match workload {
+                        Workload::Echo => stream.write_all(&buf[..n]).await.is_ok(),
+                        Workload::FiveWrites => {
+                            let mut ok = true;
+                            for part in fifths(&buf[..n]) {
+                                ok &= stream.write_all(part).await.is_ok();
+                            }
+                            ok
+                        }
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+            })
+            .detach();
+        }
+    }
+
+    pub async fn async_std(listener: TcpListener, workload: Workload) {
+        use async_std::io::{ReadExt, WriteExt};
+        let listener = async_std::net::TcpListener::from(listener);
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            async_std::task::spawn(async move {
+                let mut buf = vec![0u8; BUF];
+                loop {
+                    let n = match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    EVENTS.fetch_add(1, Relaxed);
+                    let ok = match workload {
+                        Workload::Echo => stream.write_all(&buf[..n]).await.is_ok(),
+                        Workload::FiveWrites => {
+                            let mut ok = true;
+                            for part in fifths(&buf[..n]) {
+                                ok &= stream.write_all(part).await.is_ok();
+                            }
+                            ok
+                        }
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fifths;
+
+    #[test]
+    fn fifths_cover_the_bytes_in_order() {
+        let parts: Vec<&[u8]> = fifths(b"abcde").collect();
+        assert_eq!(parts, [b"a", b"b", b"c", b"d", b"e"]);
+        let parts: Vec<&[u8]> = fifths(b"abcdefghijk").collect();
+        assert_eq!(parts.len(), 5);
+        assert_eq!(parts.concat(), b"abcdefghijk");
+        assert_eq!(fifths(b"ab").count(), 2);
+    }
+}

@@ -1,0 +1,83 @@
+//! The whole tool end to end in `--quick` mode (tiny sizes, one round, no Bun or Node): every
+//! server starts, every workload runs against it, and the JSON has every row. Timings are not
+//! asserted; they mean nothing in a debug build on a busy machine.
+
+use std::process::Command;
+
+const WORKLOADS: &[&str] = &[
+    "ping-pong-1",
+    "ping-pong-64",
+    "stream",
+    "idle",
+    "five-writes",
+    "one-write",
+    "churn",
+];
+const SERVERS: &[&str] = &[
+    "sansock/tokio",
+    "baseline/tokio",
+    "sansock/smol",
+    "baseline/smol",
+    "sansock/async-std",
+    "baseline/async-std",
+];
+
+#[test]
+fn quick_run_measures_every_workload_on_every_server() {
+    let out = std::env::temp_dir().join(format!("sansock-bench-quick-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let status = Command::new(env!("CARGO_BIN_EXE_sansock-bench"))
+        .args([
+            "run", "--quick", "--rounds", "1", "--peers", "none", "--out",
+        ])
+        .arg(&out)
+        .status()
+        .expect("run sansock-bench");
+    assert!(
+        status.success(),
+        "sansock-bench run --quick failed: {status}"
+    );
+
+    let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let rows = json["rows"].as_array().expect("rows");
+    for workload in WORKLOADS {
+        for server in SERVERS {
+            let row = rows
+                .iter()
+                .find(|r| r["workload"] == *workload && r["server"] == *server)
+                .unwrap_or_else(|| panic!("no row for {workload} on {server}"));
+            assert_eq!(
+                row["rounds_ok"], 1,
+                "{workload} on {server} failed: {}",
+                row["failures"]
+            );
+            let cost = row["cost_metric"].as_str().expect("cost metric");
+            assert!(
+                row["metrics"][cost]["median"].is_number(),
+                "{workload} on {server} has no {cost}"
+            );
+            if server.starts_with("sansock/") {
+                assert!(
+                    row["cost_vs_baseline"]["median"].is_number(),
+                    "{workload} on {server} has no ratio to its baseline"
+                );
+            }
+        }
+    }
+    let five = rows
+        .iter()
+        .find(|r| r["workload"] == "five-writes" && r["server"] == "sansock/tokio")
+        .expect("five-writes row");
+    assert!(five["five_vs_one"]["median"].is_number());
+    assert_eq!(
+        json["samples"].as_array().map(Vec::len),
+        Some(WORKLOADS.len() * SERVERS.len())
+    );
+
+    let svg = std::fs::read_to_string(out.join("chart.svg")).expect("chart.svg");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    let table = std::fs::read_to_string(out.join("table.md")).expect("table.md");
+    assert!(table.contains("| ping-pong-64 | sansock/tokio |"));
+    let _ = std::fs::remove_dir_all(&out);
+}
