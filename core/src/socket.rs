@@ -308,4 +308,9 @@ impl Corked<'_> {
     pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         self.conn.write(data)
     }
+
+    /// Bytes buffered now (no flush can run inside the scope).
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount()
+    }
 }
