@@ -6,8 +6,15 @@
 //!                   [--workloads ping-pong-1,...] [--bun PATH] [--node PATH] [--peers none]
 //! sansock-bench server --impl sansock|baseline --runtime tokio|tokio-current-thread|smol|async-std
 //!                      [--workload echo|five-writes|one-write] [--port 0] [--high-water-mark BYTES]
-//! sansock-bench load --addr HOST:PORT [--workload ping-pong-64] [--seconds 5]   (for profiling)
+//!                      [--cert PEM --key PEM]   (TLS; the baseline only on tokio)
+//! sansock-bench load --addr HOST:PORT [--workload ping-pong-64] [--seconds 5] [--cert PEM]
+//!                    [--cpu N] [--stream-bytes N] [--idle-conns N]   (for profiling)
 //! ```
+//!
+//! Workloads: ping-pong-1, ping-pong-64, stream, idle, five-writes, one-write, churn,
+//! tls-handshake-p256, tls-handshake-rsa2048, tls-resume, tls-stream, tls-idle. The TLS
+//! workloads run on sansock (every adapter), the tokio-rustls baseline and Bun; `run` generates
+//! their certificates (P-256 with rcgen, RSA-2048 with the `openssl` command).
 //!
 //! `run` is the orchestrator: it starts each server under test in its own process pinned to
 //! one core, drives it from this process pinned to another, reads the server's CPU time and
@@ -23,6 +30,17 @@ mod os;
 mod report;
 mod run;
 mod server;
+mod tls;
+
+const USAGE: &str = "\
+usage: sansock-bench run [--rounds N] [--quick] [--out DIR] [--runtimes tokio,smol,async-std]
+                         [--workloads W,...] [--bun PATH] [--node PATH] [--peers none]
+       sansock-bench server --impl sansock|baseline --runtime tokio|tokio-current-thread|smol|async-std
+                            [--workload echo|five-writes|one-write] [--port 0]
+                            [--high-water-mark BYTES] [--cert PEM --key PEM]
+       sansock-bench load --addr HOST:PORT [--workload W] [--seconds 5] [--cert PEM] [--cpu N]
+                          [--stream-bytes N] [--idle-conns N]
+";
 
 fn main() {
     let args = args::Args::from_env();
@@ -31,12 +49,7 @@ fn main() {
         Some("run") => run::main(&args),
         Some("load") => run::load(&args),
         _ => {
-            eprintln!(
-                "usage: sansock-bench run [--rounds N] [--quick] [--out DIR] [--bun PATH] \
-                 [--node PATH] [--peers none]\n       sansock-bench server --impl \
-                 sansock|baseline --runtime tokio|smol|async-std [--workload \
-                 echo|five-writes|one-write] [--port 0]"
-            );
+            eprintln!("{USAGE}workloads: {}", run::WORKLOADS.join(", "));
             std::process::exit(2);
         }
     }

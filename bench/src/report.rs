@@ -115,16 +115,19 @@ impl Row {
 /// The rate (higher is better) and cost (lower is better) metric of a workload.
 pub fn primary(workload: &str) -> (Option<&'static str>, &'static str) {
     match workload {
-        "stream" => (Some("mib_per_s"), "cpu_s_per_gib"),
-        "idle" => (None, "rss_bytes_per_conn"),
+        "stream" | "tls-stream" => (Some("mib_per_s"), "cpu_s_per_gib"),
+        "idle" | "tls-idle" => (None, "rss_bytes_per_conn"),
         _ => (Some("ops_per_s"), "cpu_us_per_op"),
     }
 }
 
-fn baseline_of(target: &str, targets: &[String]) -> Option<String> {
+/// The server `target` is compared with on `workload`: the hand-written echo on the same
+/// runtime; tokio's for Bun and Node, and for every server on the TLS workloads (tokio-rustls
+/// is the only TLS baseline).
+fn baseline_of(target: &str, workload: &str, targets: &[String]) -> Option<String> {
     let candidate = match target.split_once('/') {
-        Some(("sansock", rt)) => format!("baseline/{rt}"),
         Some(("baseline", _)) => return None,
+        Some(("sansock", rt)) if !crate::run::is_tls(workload) => format!("baseline/{rt}"),
         _ => "baseline/tokio".to_owned(),
     };
     targets.contains(&candidate).then_some(candidate)
@@ -171,6 +174,10 @@ pub fn aggregate(records: &[Record], workloads: &[String], targets: &[String]) -
                 .iter()
                 .filter(|r| &r.workload == workload && &r.target == target)
                 .collect();
+            if mine.is_empty() {
+                // This server has no row for this workload (no TLS baseline on smol, say).
+                continue;
+            }
             let failures: Vec<String> = mine
                 .iter()
                 .filter_map(|r| r.result.as_ref().err().cloned())
@@ -194,7 +201,7 @@ pub fn aggregate(records: &[Record], workloads: &[String], targets: &[String]) -
                     Stat::of(vals).map(|s| (n.to_string(), s))
                 })
                 .collect();
-            let baseline = baseline_of(target, targets);
+            let baseline = baseline_of(target, workload, targets);
             let vs = |other: &str, metric: &str| {
                 paired_ratio(records, (workload, target), (workload, other), metric)
             };
@@ -240,16 +247,17 @@ fn si(v: f64) -> String {
 
 fn fmt_rate(workload: &str, v: f64) -> String {
     match workload {
-        "stream" => format!("{v:.0} MiB/s"),
+        "stream" | "tls-stream" => format!("{v:.0} MiB/s"),
         "churn" => format!("{} conn/s", si(v)),
+        "tls-handshake-p256" | "tls-handshake-rsa2048" | "tls-resume" => format!("{} hs/s", si(v)),
         _ => format!("{} rt/s", si(v)),
     }
 }
 
 fn fmt_cost(workload: &str, v: f64) -> String {
     match workload {
-        "stream" => format!("{v:.3} s/GiB"),
-        "idle" => format!("{v:.0} B/conn"),
+        "stream" | "tls-stream" => format!("{v:.3} s/GiB"),
+        "idle" | "tls-idle" => format!("{v:.0} B/conn"),
         _ => format!("{v:.2} µs"),
     }
 }
@@ -265,7 +273,7 @@ pub fn summary(workload: &str, m: &Metrics) -> String {
     }
     if let Some(v) = get(cost) {
         s += &fmt_cost(workload, v);
-        s += if workload == "idle" {
+        s += if primary(workload).0.is_none() {
             " RSS"
         } else {
             " server CPU/op"
@@ -276,6 +284,15 @@ pub fn summary(workload: &str, m: &Metrics) -> String {
     }
     if let Some(v) = get("allocs_per_event") {
         let _ = write!(s, ", {v:.3} allocs/event");
+    }
+    if let Some(v) = get("resumed_fraction").filter(|_| workload == "tls-resume") {
+        let _ = write!(s, ", {:.1} % resumed", v * 100.0);
+    }
+    if let Some(v) = get("errors").filter(|&v| v > 0.0) {
+        let _ = write!(s, ", {v:.0} errors");
+    }
+    if let Some(v) = get("client_cpu_util") {
+        let _ = write!(s, ", load generator CPU {:.0} %", v * 100.0);
     }
     s
 }
@@ -350,14 +367,16 @@ pub fn table(rows: &[Row], info: &RunInfo) -> String {
     let _ = writeln!(t);
     let _ = writeln!(
         t,
-        "rate: round trips (ping-pong, five-writes, one-write: {PING} B / 5 B messages), MiB/s echoed (stream, {stream}), connects with one round trip (churn), per second. \
-         server cost: server CPU (user + system) per round trip / per connection, seconds per GiB echoed, or RSS growth per idle connection ({idle} connections; heap: live heap bytes the server's counting allocator saw). \
+        "rate: round trips (ping-pong, five-writes, one-write: {PING} B / 5 B messages), MiB/s echoed (stream, {stream}; tls-stream, {tls_stream}), connects with one round trip (churn), TLS handshakes with one round trip (tls-handshake-*: full; tls-resume: resumed), per second. \
+         server cost: server CPU (user + system) per round trip / per connection / per handshake, seconds per GiB echoed, or RSS growth per idle connection ({idle} connections, tls-idle {tls_idle}; heap: live heap bytes the server's counting allocator saw). \
          Medians of {rounds} round(s); spread = (max - min) / median; ratios are per-round pairs measured side by side, then the median. \
-         Baseline: the hand-written echo on the same runtime (tokio's for Bun and Node). allocs/event: heap allocations per data event (sansock `data` call or baseline read). \
+         Baseline: the hand-written echo on the same runtime (tokio's for Bun and Node, and tokio-rustls's for every TLS row). allocs/event: heap allocations per data event (sansock `data` call or baseline read). \
          Server on CPU {scpu}, load generator on CPU {ccpu}; load average {lb} before, {la} after; {secs:.0} s.",
         PING = 64,
         stream = human_bytes(info.sizes.stream_bytes),
+        tls_stream = human_bytes(info.sizes.tls_stream_bytes),
         idle = info.sizes.idle_conns,
+        tls_idle = info.sizes.tls_idle_conns,
         rounds = info.rounds,
         scpu = info.server_cpu.map_or("unpinned".into(), |c| c.to_string()),
         ccpu = info.client_cpu.map_or("unpinned".into(), |c| c.to_string()),
@@ -395,6 +414,8 @@ pub fn json(rows: &[Row], records: &[Record], info: &RunInfo) -> Value {
             "peers": info.peers.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
             "stream_bytes": info.sizes.stream_bytes,
             "idle_connections": info.sizes.idle_conns,
+            "tls_stream_bytes": info.sizes.tls_stream_bytes,
+            "tls_idle_connections": info.sizes.tls_idle_conns,
             "measure_seconds": info.sizes.measure.as_secs_f64(),
             "warm_up_seconds": info.sizes.warm.as_secs_f64(),
             "started_unix": info.started_unix,
@@ -469,7 +490,7 @@ pub fn svg(rows: &[Row], info: &RunInfo) -> String {
     );
     let _ = writeln!(
         s,
-        r##"<text x="{left}" y="36" fill="#555">CPU per op (stream: per GiB; idle: RSS per connection); medians of {} round(s) of per-round ratios; Bun and Node vs tokio's baseline</text>"##,
+        r##"<text x="{left}" y="36" fill="#555">CPU per op (stream: per GiB; idle: RSS per connection); medians of {} round(s) of per-round ratios; Bun, Node and TLS rows vs tokio's baseline</text>"##,
         info.rounds
     );
     // Axis and grid.

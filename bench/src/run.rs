@@ -14,6 +14,7 @@ use crate::args::Args;
 use crate::client::{self, Metrics, Probe, Stats, StreamPattern};
 use crate::os;
 use crate::report::{self, Record, RunInfo};
+use crate::tls::{self, CertFiles};
 
 /// The workloads, in the order they run within a round.
 pub const WORKLOADS: &[&str] = &[
@@ -24,7 +25,17 @@ pub const WORKLOADS: &[&str] = &[
     "five-writes",
     "one-write",
     "churn",
+    "tls-handshake-p256",
+    "tls-handshake-rsa2048",
+    "tls-resume",
+    "tls-stream",
+    "tls-idle",
 ];
+
+/// Whether `workload` runs over TLS (only sansock, the tokio baseline and Bun serve those).
+pub fn is_tls(workload: &str) -> bool {
+    workload.starts_with("tls-")
+}
 
 /// The adapters measured by default.
 pub const RUNTIMES: &[&str] = &["tokio", "smol", "async-std"];
@@ -35,6 +46,8 @@ const PING_BYTES: usize = 64;
 const STREAM_CHUNK: usize = 64 * 1024;
 /// Concurrent connect loops of the churn workload.
 const CHURN_CONCURRENCY: usize = 16;
+/// Concurrent handshake loops of the TLS handshake workloads.
+const HANDSHAKE_CONCURRENCY: usize = 16;
 
 /// One server under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +67,18 @@ impl Target {
             Target::Node(_) => "node".into(),
         }
     }
+
+    /// Whether this server has a row for `workload`: TLS workloads run on sansock, the tokio
+    /// baseline (tokio-rustls) and Bun only; the other workloads on the selected runtimes'
+    /// servers (the tokio baseline may be there for the TLS workloads alone).
+    fn runs(&self, workload: &str, runtimes: &[String]) -> bool {
+        match self {
+            Target::Sansock(_) | Target::Bun(_) => true,
+            Target::Baseline(rt) if is_tls(workload) => rt == "tokio",
+            Target::Baseline(rt) => runtimes.contains(rt),
+            Target::Node(_) => !is_tls(workload),
+        }
+    }
 }
 
 /// Sizes and durations of one run.
@@ -63,6 +88,8 @@ pub struct Sizes {
     pub measure: Duration,
     pub stream_bytes: u64,
     pub idle_conns: usize,
+    pub tls_stream_bytes: u64,
+    pub tls_idle_conns: usize,
 }
 
 impl Sizes {
@@ -72,6 +99,8 @@ impl Sizes {
             measure: Duration::from_millis(1500),
             stream_bytes: 1 << 30,
             idle_conns: 10_000,
+            tls_stream_bytes: 256 << 20,
+            tls_idle_conns: 2_000,
         }
     }
     pub fn quick() -> Self {
@@ -80,6 +109,8 @@ impl Sizes {
             measure: Duration::from_millis(100),
             stream_bytes: 2 << 20,
             idle_conns: 50,
+            tls_stream_bytes: 1 << 20,
+            tls_idle_conns: 20,
         }
     }
 }
@@ -100,6 +131,7 @@ impl Server {
         workload: &str,
         cpu: Option<usize>,
         scripts: &Path,
+        tls: Option<&CertFiles>,
     ) -> Result<Self, String> {
         let server_workload = match workload {
             "five-writes" | "one-write" => workload,
@@ -116,13 +148,23 @@ impl Server {
                 let mut c = Command::new(exe);
                 c.args(["server", "--impl", imp, "--runtime", rt]);
                 c.args(["--workload", server_workload, "--port", "0"]);
+                if let Some(tls) = tls {
+                    c.arg("--cert").arg(&tls.cert).arg("--key").arg(&tls.key);
+                }
                 c
             }
             Target::Bun(bun) => {
                 let mut c = Command::new(bun);
                 c.arg(scripts.join("bun-echo.js"));
                 c.env("SANSOCK_BENCH_WORKLOAD", server_workload);
+                if let Some(tls) = tls {
+                    c.env("SANSOCK_BENCH_CERT", &tls.cert);
+                    c.env("SANSOCK_BENCH_KEY", &tls.key);
+                }
                 c
+            }
+            Target::Node(_) if tls.is_some() => {
+                return Err("no TLS server for node".into());
             }
             Target::Node(node) => {
                 let mut c = Command::new(node);
@@ -234,13 +276,17 @@ fn peer_version(path: &Path) -> String {
 }
 
 const BUN_SCRIPT: &str = r#"// Bun echo server for sansock-bench (backpressure: keep the rest, pause, write on drain).
+// Over TLS when SANSOCK_BENCH_CERT and SANSOCK_BENCH_KEY name PEM files.
 const mode = process.env.SANSOCK_BENCH_WORKLOAD || "echo";
+const tls = process.env.SANSOCK_BENCH_CERT
+  ? { tls: { key: Bun.file(process.env.SANSOCK_BENCH_KEY), cert: Bun.file(process.env.SANSOCK_BENCH_CERT) } }
+  : {};
 function send(s, b) {
   if (s.data.pending.length) { s.data.pending.push(Buffer.from(b)); return; }
   const n = s.write(b);
   if (n < b.length) { s.data.pending.push(Buffer.from(b.subarray(Math.max(n, 0)))); s.pause?.(); }
 }
-const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: {
+const server = Bun.listen({ hostname: "127.0.0.1", port: 0, ...tls, socket: {
   open(s) { s.data = { pending: [] }; s.setNoDelay?.(true); },
   data(s, b) {
     if (mode === "five-writes") { for (let i = 0; i < 5; i++) { const p = b.subarray((b.length * i / 5) | 0, (b.length * (i + 1) / 5) | 0); if (p.length) send(s, p); } }
@@ -295,6 +341,11 @@ pub fn main(args: &Args) {
         targets.push(Target::Sansock(rt.clone()));
         targets.push(Target::Baseline(rt.clone()));
     }
+    // The TLS workloads compare every adapter with the tokio-rustls baseline.
+    let tokio_baseline = Target::Baseline("tokio".into());
+    if workloads.iter().any(|w| is_tls(w)) && !targets.contains(&tokio_baseline) {
+        targets.push(tokio_baseline);
+    }
     let mut peers = Vec::new();
     if !no_peers {
         if let Some(bun) = find_peer(args, "bun") {
@@ -332,6 +383,7 @@ pub fn main(args: &Args) {
     std::fs::create_dir_all(&scripts).expect("scripts folder");
     std::fs::write(scripts.join("bun-echo.js"), BUN_SCRIPT).expect("write bun script");
     std::fs::write(scripts.join("node-echo.js"), NODE_SCRIPT).expect("write node script");
+    let certs = Certs::generate(&workloads, &scripts);
 
     let info = RunInfo {
         command: std::iter::once("sansock-bench".to_owned())
@@ -370,36 +422,41 @@ pub fn main(args: &Args) {
         .enable_all()
         .build()
         .expect("client runtime");
-    let pattern = Arc::new(StreamPattern::new(sizes.stream_bytes, STREAM_CHUNK));
-    let expected = if workloads.iter().any(|w| w == "stream") {
-        pattern.expected_hash()
-    } else {
-        0
-    };
+    let plan = Plan::new(sizes.clone(), |w| workloads.iter().any(|x| x == w));
 
     let started = Instant::now();
-    let total = rounds * workloads.len() * targets.len();
+    let total = rounds
+        * workloads
+            .iter()
+            .map(|w| targets.iter().filter(|t| t.runs(w, &runtimes)).count())
+            .sum::<usize>();
     let mut done = 0;
     let mut records = Vec::new();
     for round in 0..rounds {
         for workload in &workloads {
+            let here: Vec<&Target> = targets
+                .iter()
+                .filter(|t| t.runs(workload, &runtimes))
+                .collect();
             // Rotate the order each round so no server always runs first.
-            let n = targets.len();
+            let n = here.len();
             for k in 0..n {
-                let target = &targets[(k + round) % n];
+                let target = here[(k + round) % n];
                 done += 1;
-                let result =
-                    Server::start(target, workload, server_cpu, &scripts).and_then(|mut server| {
-                        let addr = server.addr;
-                        let r =
-                            measure(&rt, workload, addr, &sizes, &pattern, expected, &mut server);
-                        server.stop();
-                        r.map_err(|e| e.to_string())
-                    });
+                let result = certs.of(workload).and_then(|tls| {
+                    Server::start(target, workload, server_cpu, &scripts, tls).and_then(
+                        |mut server| {
+                            let addr = server.addr;
+                            let r = measure(&rt, workload, addr, &plan, tls, &mut server);
+                            server.stop();
+                            r.map_err(|e| e.to_string())
+                        },
+                    )
+                });
                 let elapsed = started.elapsed().as_secs_f64();
                 let eta = elapsed / done as f64 * (total - done) as f64;
                 eprintln!(
-                    "[{done:>3}/{total}] round {}/{rounds} {workload:<12} {:<20} {}   ({:.0}s, ~{:.0}s left)",
+                    "[{done:>3}/{total}] round {}/{rounds} {workload:<21} {:<18} {}   ({:.0}s, ~{:.0}s left)",
                     round + 1,
                     target.label(),
                     match &result {
@@ -438,15 +495,101 @@ pub fn main(args: &Args) {
     );
 }
 
+/// The certificates of the TLS workloads, generated once per run into the scripts folder.
+struct Certs {
+    p256: Option<Result<CertFiles, String>>,
+    rsa2048: Option<Result<CertFiles, String>>,
+}
+
+impl Certs {
+    /// Generates the certificates the selected workloads need (P-256 with rcgen, RSA-2048
+    /// with the `openssl` command); a failure fails only the workloads that need it.
+    fn generate(workloads: &[String], dir: &Path) -> Self {
+        let needs = |rsa: bool| {
+            workloads
+                .iter()
+                .any(|w| is_tls(w) && (w == "tls-handshake-rsa2048") == rsa)
+        };
+        let certs = Certs {
+            p256: needs(false).then(|| tls::generate_p256(dir)),
+            rsa2048: needs(true).then(|| tls::generate_rsa2048(dir)),
+        };
+        for e in [&certs.p256, &certs.rsa2048]
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_ref().err())
+        {
+            eprintln!("warning: {e}");
+        }
+        certs
+    }
+
+    /// The certificate `workload` is served with (`None` for plain TCP).
+    fn of(&self, workload: &str) -> Result<Option<&CertFiles>, String> {
+        if !is_tls(workload) {
+            return Ok(None);
+        }
+        let certs = if workload == "tls-handshake-rsa2048" {
+            &self.rsa2048
+        } else {
+            &self.p256
+        };
+        match certs {
+            Some(Ok(files)) => Ok(Some(files)),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("no certificate generated".into()),
+        }
+    }
+}
+
+/// Sizes and the precomputed streaming patterns of a run.
+struct Plan {
+    sizes: Sizes,
+    pattern: Arc<StreamPattern>,
+    expected: u64,
+    tls_pattern: Arc<StreamPattern>,
+    tls_expected: u64,
+}
+
+impl Plan {
+    /// Hashes the streaming patterns of the selected streaming workloads (outside any
+    /// measurement).
+    fn new(sizes: Sizes, selected: impl Fn(&str) -> bool) -> Self {
+        let pattern = Arc::new(StreamPattern::new(sizes.stream_bytes, STREAM_CHUNK));
+        let tls_pattern = Arc::new(StreamPattern::new(sizes.tls_stream_bytes, STREAM_CHUNK));
+        Plan {
+            expected: if selected("stream") {
+                pattern.expected_hash()
+            } else {
+                0
+            },
+            tls_expected: if selected("tls-stream") {
+                tls_pattern.expected_hash()
+            } else {
+                0
+            },
+            sizes,
+            pattern,
+            tls_pattern,
+        }
+    }
+}
+
 fn measure(
     rt: &tokio::runtime::Runtime,
     workload: &str,
     addr: SocketAddr,
-    sizes: &Sizes,
-    pattern: &Arc<StreamPattern>,
-    expected: u64,
+    plan: &Plan,
+    tls: Option<&CertFiles>,
     server: &mut dyn Probe,
 ) -> std::io::Result<Metrics> {
+    let sizes = &plan.sizes;
+    let client_config = |resumption: bool| match tls {
+        Some(files) => tls::client_config(&files.cert, resumption),
+        None => Err(std::io::Error::other(format!(
+            "{workload} needs a certificate"
+        ))),
+    };
     match workload {
         "ping-pong-1" => rt.block_on(client::ping_pong(
             addr,
@@ -472,15 +615,30 @@ fn measure(
             sizes.measure,
             server,
         )),
-        "stream" => client::stream(addr, pattern, expected, server),
+        "stream" => client::stream(addr, &plan.pattern, plan.expected, server),
         "idle" => client::idle(addr, sizes.idle_conns, server),
-        "churn" => rt.block_on(client::churn(
+        "churn" => client::churn(addr, CHURN_CONCURRENCY, sizes.warm, sizes.measure, server),
+        "tls-handshake-p256" | "tls-handshake-rsa2048" | "tls-resume" => {
+            let resumption = workload == "tls-resume";
+            // A fresh configuration (and session cache) for every sample.
+            rt.block_on(tls::handshakes(
+                addr,
+                client_config(resumption)?,
+                resumption,
+                HANDSHAKE_CONCURRENCY,
+                sizes.warm,
+                sizes.measure,
+                server,
+            ))
+        }
+        "tls-stream" => tls::stream(
             addr,
-            CHURN_CONCURRENCY,
-            sizes.warm,
-            sizes.measure,
+            client_config(false)?,
+            &plan.tls_pattern,
+            plan.tls_expected,
             server,
-        )),
+        ),
+        "tls-idle" => tls::idle(addr, client_config(false)?, sizes.tls_idle_conns, server),
         other => Err(std::io::Error::other(format!("unknown workload {other}"))),
     }
 }
@@ -519,26 +677,24 @@ pub fn load(args: &Args) {
         measure: Duration::from_secs_f64(seconds),
         stream_bytes: args.parsed("stream-bytes").unwrap_or(1 << 30),
         idle_conns: args.parsed("idle-conns").unwrap_or(10_000),
+        tls_stream_bytes: args.parsed("stream-bytes").unwrap_or(256 << 20),
+        tls_idle_conns: args.parsed("idle-conns").unwrap_or(2_000),
     };
+    // TLS workloads trust the server's certificate, given as --cert PATH.
+    let tls = args.value("cert").map(|cert| CertFiles {
+        cert: cert.into(),
+        key: PathBuf::new(),
+    });
+    if is_tls(&workload) && tls.is_none() {
+        eprintln!("load: {workload} needs --cert PATH (the server's certificate)");
+        std::process::exit(2);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("client runtime");
-    let pattern = Arc::new(StreamPattern::new(sizes.stream_bytes, STREAM_CHUNK));
-    let expected = if workload == "stream" {
-        pattern.expected_hash()
-    } else {
-        0
-    };
-    match measure(
-        &rt,
-        &workload,
-        addr,
-        &sizes,
-        &pattern,
-        expected,
-        &mut NoProbe,
-    ) {
+    let plan = Plan::new(sizes, |w| w == workload);
+    match measure(&rt, &workload, addr, &plan, tls.as_ref(), &mut NoProbe) {
         Ok(m) => println!("{}", report::summary(&workload, &m)),
         Err(e) => {
             eprintln!("load: {e}");

@@ -1,13 +1,16 @@
 //! The servers under test: sansock on any adapter, and a plain hand-written echo on the same
 //! runtime as the baseline. Every variant speaks the same protocol: it sends back every byte it
 //! reads; with `--workload five-writes` it sends each read back as five writes (one per fifth),
-//! with `one-write` (the same as `echo`) as one.
+//! with `one-write` (the same as `echo`) as one. With `--cert PATH --key PATH` the same echo
+//! runs over TLS (sansock's `tls` listen option; tokio-rustls for the tokio baseline, the only
+//! TLS baseline).
 
 use std::io::{BufRead, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use sansock_core::tls::{Pem, ServerTlsOptions};
 use sansock_core::{Handler, ListenOptions, Socket};
 use sansock_io::Runtime;
 
@@ -51,6 +54,18 @@ pub fn main(args: &Args) {
     let port: u16 = args.parsed("port").unwrap_or(0);
     let host = args.value("host").unwrap_or_else(|| "127.0.0.1".into());
     let hwm: Option<usize> = args.parsed("high-water-mark");
+    let tls = match (args.value("cert"), args.value("key")) {
+        (Some(cert), Some(key)) => Some(crate::tls::CertFiles {
+            cert: cert.into(),
+            key: key.into(),
+        }),
+        (None, None) => None,
+        _ => {
+            eprintln!("--cert and --key go together");
+            std::process::exit(2);
+        }
+    };
+    let tls = tls.as_ref();
     spawn_control_thread();
     let sansock = match imp.as_str() {
         "sansock" => true,
@@ -60,6 +75,10 @@ pub fn main(args: &Args) {
             std::process::exit(2);
         }
     };
+    if tls.is_some() && !sansock && !runtime.starts_with("tokio") {
+        eprintln!("the TLS baseline exists for tokio only (tokio-rustls)");
+        std::process::exit(2);
+    }
     match runtime.as_str() {
         "tokio" | "tokio-current-thread" => {
             let mut builder = if runtime == "tokio" {
@@ -70,7 +89,13 @@ pub fn main(args: &Args) {
             let rt = builder.enable_all().build().expect("tokio runtime");
             rt.block_on(async {
                 if sansock {
-                    serve_sansock::<sansock_tokio::Tokio>(&host, port, workload, hwm).await
+                    serve_sansock::<sansock_tokio::Tokio>(&host, port, workload, hwm, tls).await
+                } else if let Some(tls) = tls {
+                    let config = crate::tls::server_config(tls).unwrap_or_else(|e| {
+                        eprintln!("TLS configuration: {e}");
+                        std::process::exit(1)
+                    });
+                    baseline::tokio_tls(bind(&host, port), workload, config).await
                 } else {
                     baseline::tokio(bind(&host, port), workload).await
                 }
@@ -78,14 +103,14 @@ pub fn main(args: &Args) {
         }
         "smol" => smol::block_on(async {
             if sansock {
-                serve_sansock::<sansock_smol::Smol>(&host, port, workload, hwm).await
+                serve_sansock::<sansock_smol::Smol>(&host, port, workload, hwm, tls).await
             } else {
                 baseline::smol(bind(&host, port), workload).await
             }
         }),
         "async-std" => async_std::task::block_on(async {
             if sansock {
-                serve_sansock::<sansock_async_std::AsyncStd>(&host, port, workload, hwm).await
+                serve_sansock::<sansock_async_std::AsyncStd>(&host, port, workload, hwm, tls).await
             } else {
                 baseline::async_std(bind(&host, port), workload).await
             }
@@ -191,10 +216,18 @@ async fn serve_sansock<R: Runtime>(
     port: u16,
     workload: Workload,
     high_water_mark: Option<usize>,
+    tls: Option<&crate::tls::CertFiles>,
 ) {
     let mut options = ListenOptions::tcp(host.to_owned(), port);
     if let Some(bytes) = high_water_mark {
         options = options.high_water_mark(bytes);
+    }
+    if let Some(files) = tls {
+        // Session tickets are on by default.
+        options = options.tls(ServerTlsOptions::new(
+            Pem::file(&files.key),
+            Pem::file(&files.cert),
+        ));
     }
     let listener = sansock_io::listen::<R, _>(options, Arc::new(Echo { workload }))
         .await
@@ -218,106 +251,123 @@ mod baseline {
     const BUF: usize = 64 * 1024;
 
     pub async fn tokio(listener: TcpListener, workload: Workload) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; BUF];
-                loop {
-                    let n = match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    EVENTS.fetch_add(1, Relaxed);
-                    let ok = match workload {
-                        Workload::Echo => stream.write_all(&buf[..n]).await.is_ok(),
-                        Workload::FiveWrites => {
-                            let mut ok = true;
-                            for part in fifths(&buf[..n]) {
-                                ok &= stream.write_all(part).await.is_ok();
-                            }
-                            ok
-                        }
-                    };
-                    if !ok {
-                        return;
+            tokio::spawn(tokio_echo(stream, workload, false));
+        }
+    }
+
+    /// The echo loop of both tokio baselines: read into a 64 KiB buffer, write it back (as
+    /// five writes for `five-writes`), flush after each reply when `flush` (TLS); at the end
+    /// of the stream, shut down (close_notify over TLS).
+    async fn tokio_echo<S>(mut stream: S, workload: Workload, flush: bool)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) => {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+                Err(_) => return,
+                Ok(n) => n,
+            };
+            EVENTS.fetch_add(1, Relaxed);
+            let ok = match workload {
+                Workload::Echo => stream.write_all(&buf[..n]).await.is_ok(),
+                Workload::FiveWrites => {
+                    let mut ok = true;
+                    for part in fifths(&buf[..n]) {
+                        ok &= stream.write_all(part).await.is_ok();
                     }
+                    ok
+                }
+            };
+            if !ok || (flush && stream.flush().await.is_err()) {
+                return;
+            }
+        }
+    }
+
+    /// The TLS echo: as [`tokio`], behind a tokio-rustls acceptor; every reply is flushed,
+    /// and the end of the client's stream (close_notify) is answered with close_notify.
+    pub async fn tokio_tls(
+        listener: TcpListener,
+        workload: Workload,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(stream) = acceptor.accept(stream).await {
+                    tokio_echo(stream, workload, true).await;
                 }
             });
         }
     }
 
     pub async fn smol(listener: TcpListener, workload: Workload) {
-        use smol::io::{AsyncReadExt, AsyncWriteExt};
         let listener = smol::Async::new(listener).expect("smol listener");
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.get_ref().set_nodelay(true);
-            smol::spawn(async move {
-                let mut stream = stream;
-                let mut buf = vec![0u8; BUF];
-                loop {
-                    let n = match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    EVENTS.fetch_add(1, Relaxed);
-                    let ok = match workload {
-                        Workload::Echo => stream.write_all(&buf[..n]).await.is_ok(),
-                        Workload::FiveWrites => {
-                            let mut ok = true;
-                            for part in fifths(&buf[..n]) {
-                                ok &= stream.write_all(part).await.is_ok();
-                            }
-                            ok
-                        }
-                    };
-                    if !ok {
-                        return;
-                    }
-                }
-            })
-            .detach();
+            smol::spawn(futures_echo(stream, workload)).detach();
         }
     }
 
     pub async fn async_std(listener: TcpListener, workload: Workload) {
-        use async_std::io::{ReadExt, WriteExt};
         let listener = async_std::net::TcpListener::from(listener);
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            async_std::task::spawn(async move {
-                let mut buf = vec![0u8; BUF];
-                loop {
-                    let n = match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    EVENTS.fetch_add(1, Relaxed);
-                    let ok = match workload {
-                        Workload::Echo => stream.write_all(&buf[..n]).await.is_ok(),
-                        Workload::FiveWrites => {
-                            let mut ok = true;
-                            for part in fifths(&buf[..n]) {
-                                ok &= stream.write_all(part).await.is_ok();
-                            }
-                            ok
-                        }
-                    };
-                    if !ok {
-                        return;
+            async_std::task::spawn(futures_echo(stream, workload));
+        }
+    }
+
+    /// The echo loop of the smol and async-std baselines (both speak `futures-io`), as
+    /// [`tokio_echo`] without TLS.
+    async fn futures_echo<S>(mut stream: S, workload: Workload)
+    where
+        S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin,
+    {
+        use smol::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            EVENTS.fetch_add(1, Relaxed);
+            let ok = match workload {
+                Workload::Echo => stream.write_all(&buf[..n]).await.is_ok(),
+                Workload::FiveWrites => {
+                    let mut ok = true;
+                    for part in fifths(&buf[..n]) {
+                        ok &= stream.write_all(part).await.is_ok();
                     }
+                    ok
                 }
-            });
+            };
+            if !ok {
+                return;
+            }
         }
     }
 }

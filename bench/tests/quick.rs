@@ -1,5 +1,6 @@
 //! The whole tool end to end in `--quick` mode (tiny sizes, one round, no Bun or Node): every
-//! server starts, every workload runs against it, and the JSON has every row. Timings are not
+//! server starts, every workload runs against it, and the JSON has every row; the TLS
+//! workloads run on the sansock servers and the tokio-rustls baseline only. Timings are not
 //! asserted; they mean nothing in a debug build on a busy machine.
 
 use std::process::Command;
@@ -12,6 +13,19 @@ const WORKLOADS: &[&str] = &[
     "five-writes",
     "one-write",
     "churn",
+];
+const TLS_WORKLOADS: &[&str] = &[
+    "tls-handshake-p256",
+    "tls-handshake-rsa2048",
+    "tls-resume",
+    "tls-stream",
+    "tls-idle",
+];
+const TLS_SERVERS: &[&str] = &[
+    "sansock/tokio",
+    "sansock/smol",
+    "sansock/async-std",
+    "baseline/tokio",
 ];
 const SERVERS: &[&str] = &[
     "sansock/tokio",
@@ -41,29 +55,60 @@ fn quick_run_measures_every_workload_on_every_server() {
     let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
     let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let rows = json["rows"].as_array().expect("rows");
-    for workload in WORKLOADS {
-        for server in SERVERS {
-            let row = rows
-                .iter()
-                .find(|r| r["workload"] == *workload && r["server"] == *server)
-                .unwrap_or_else(|| panic!("no row for {workload} on {server}"));
-            assert_eq!(
-                row["rounds_ok"], 1,
-                "{workload} on {server} failed: {}",
-                row["failures"]
-            );
-            let cost = row["cost_metric"].as_str().expect("cost metric");
+    // The RSA certificate comes from the `openssl` command; without it that workload fails
+    // (cleanly) and is not checked.
+    let openssl = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let plain = WORKLOADS
+        .iter()
+        .flat_map(|w| SERVERS.iter().map(move |s| (w, s)));
+    let tls = TLS_WORKLOADS
+        .iter()
+        .filter(|w| openssl || **w != "tls-handshake-rsa2048")
+        .flat_map(|w| TLS_SERVERS.iter().map(move |s| (w, s)));
+    for (workload, server) in plain.chain(tls) {
+        let row = rows
+            .iter()
+            .find(|r| r["workload"] == *workload && r["server"] == *server)
+            .unwrap_or_else(|| panic!("no row for {workload} on {server}"));
+        assert_eq!(
+            row["rounds_ok"], 1,
+            "{workload} on {server} failed: {}",
+            row["failures"]
+        );
+        let cost = row["cost_metric"].as_str().expect("cost metric");
+        assert!(
+            row["metrics"][cost]["median"].is_number(),
+            "{workload} on {server} has no {cost}"
+        );
+        if server.starts_with("sansock/") {
             assert!(
-                row["metrics"][cost]["median"].is_number(),
-                "{workload} on {server} has no {cost}"
+                row["cost_vs_baseline"]["median"].is_number(),
+                "{workload} on {server} has no ratio to its baseline"
             );
-            if server.starts_with("sansock/") {
-                assert!(
-                    row["cost_vs_baseline"]["median"].is_number(),
-                    "{workload} on {server} has no ratio to its baseline"
-                );
-            }
         }
+    }
+    for workload in TLS_WORKLOADS {
+        for server in ["baseline/smol", "baseline/async-std"] {
+            assert!(
+                !rows
+                    .iter()
+                    .any(|r| r["workload"] == *workload && r["server"] == server),
+                "{workload} has a row for {server}, which has no TLS server"
+            );
+        }
+    }
+    for server in TLS_SERVERS {
+        let row = rows
+            .iter()
+            .find(|r| r["workload"] == "tls-resume" && r["server"] == *server)
+            .expect("tls-resume row");
+        let resumed = row["metrics"]["resumed_fraction"]["median"]
+            .as_f64()
+            .expect("resumed_fraction");
+        assert!(resumed >= 0.9, "{server}: only {resumed} resumed");
     }
     let five = rows
         .iter()
@@ -72,12 +117,13 @@ fn quick_run_measures_every_workload_on_every_server() {
     assert!(five["five_vs_one"]["median"].is_number());
     assert_eq!(
         json["samples"].as_array().map(Vec::len),
-        Some(WORKLOADS.len() * SERVERS.len())
+        Some(WORKLOADS.len() * SERVERS.len() + TLS_WORKLOADS.len() * TLS_SERVERS.len())
     );
 
     let svg = std::fs::read_to_string(out.join("chart.svg")).expect("chart.svg");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     let table = std::fs::read_to_string(out.join("table.md")).expect("table.md");
     assert!(table.contains("| ping-pong-64 | sansock/tokio |"));
+    assert!(table.contains("| tls-stream | sansock/smol |"));
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -1,6 +1,6 @@
 //! The scenarios. Each is `async fn name<A: Adapter>()`, over real loopback sockets.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,20 +117,25 @@ pub async fn backpressure_then_drain_exact_bytes<A: Adapter>() {
     const HWM: usize = 64 * 1024;
     const TOTAL: u64 = 64 << 20;
     let data = Arc::new(pattern(1 << 20, 7));
-    let accepted = Arc::new(AtomicU64::new(0));
+    // Bytes accepted so far. Whoever writes holds this lock from reading the offset until it
+    // has counted what the write accepted (the handler on the IO thread, the test through a
+    // handle), so the two can never write the same offset twice.
+    let accepted = Arc::new(Mutex::new(0u64));
     let (a2, d2) = (accepted.clone(), data.clone());
-    let fill = move |s: &mut sansock_core::Socket<'_, Data>| loop {
-        let sent = a2.load(Ordering::SeqCst);
-        if sent >= TOTAL {
-            s.end();
-            return;
-        }
-        let off = (sent % (1 << 20)) as usize;
-        let chunk = &d2[off..(off + 32 * 1024).min(1 << 20)];
-        let n = s.write(chunk).unwrap();
-        a2.fetch_add(n as u64, Ordering::SeqCst);
-        if n < chunk.len() {
-            return;
+    let fill = move |s: &mut sansock_core::Socket<'_, Data>| {
+        let mut sent = a2.lock().unwrap();
+        loop {
+            if *sent >= TOTAL {
+                s.end();
+                return;
+            }
+            let off = (*sent % (1 << 20)) as usize;
+            let chunk = &d2[off..(off + 32 * 1024).min(1 << 20)];
+            let n = s.write(chunk).unwrap();
+            *sent += n as u64;
+            if n < chunk.len() {
+                return;
+            }
         }
     };
     let (listener, logs) = server_with::<A>(
@@ -168,23 +173,26 @@ pub async fn backpressure_then_drain_exact_bytes<A: Adapter>() {
     .await;
     // Top the buffer up from a handle: it accepts exactly up to the high-water mark, then
     // refuses. Inside one cork scope no flush can run between the writes and the check.
-    let sent = accepted.load(Ordering::SeqCst);
-    let off = (sent % (1 << 20)) as usize;
-    let chunk = &data[off..(off + HWM + 100).min(1 << 20)];
-    let (n, refused, buffered) = server.cork(|w| {
-        let n = w.write(chunk).unwrap();
-        let refused = w.write(b"x").unwrap();
-        (n, refused, w.buffered_amount())
-    });
-    accepted.fetch_add(n as u64, Ordering::SeqCst);
-    if n < chunk.len() {
+    let (n, refused, buffered, chunk_len) = {
+        let mut sent = accepted.lock().unwrap();
+        let off = (*sent % (1 << 20)) as usize;
+        let chunk = &data[off..(off + HWM + 100).min(1 << 20)];
+        let (n, refused, buffered) = server.cork(|w| {
+            let n = w.write(chunk).unwrap();
+            let refused = w.write(b"x").unwrap();
+            (n, refused, w.buffered_amount())
+        });
+        *sent += n as u64;
+        (n, refused, buffered, chunk.len())
+    };
+    if n < chunk_len {
         assert_eq!(
             buffered, HWM,
             "a short write leaves the buffer exactly full"
         );
         assert_eq!(refused, 0);
     }
-    let stalled_at = accepted.load(Ordering::SeqCst);
+    let stalled_at = *accepted.lock().unwrap();
     assert!(
         stalled_at < TOTAL,
         "the kernel absorbed everything; raise TOTAL"
@@ -193,7 +201,7 @@ pub async fn backpressure_then_drain_exact_bytes<A: Adapter>() {
     wait_until::<A>("everything arrived", T, || clog.is_closed()).await;
     assert!(slog.count("drain") >= 1);
     let received = clog.received();
-    assert_eq!(received.len() as u64, accepted.load(Ordering::SeqCst));
+    assert_eq!(received.len() as u64, *accepted.lock().unwrap());
     assert_eq!(received.len() as u64, TOTAL);
     for (i, chunk) in received.chunks(1 << 20).enumerate() {
         assert!(chunk == &data[..chunk.len()], "corrupt megabyte {i}");

@@ -138,6 +138,10 @@ enum Linger {
     At(Instant),
 }
 
+/// TLS writes at least this large skip the send buffer when it is empty (see `write`); smaller
+/// ones are gathered there, so that many small writes become one record, not many.
+const DIRECT_ENCRYPT_MIN: usize = 4096;
+
 /// Most slices handed to one vectored write (Linux's `IOV_MAX` is 1024; a few dozen is plenty).
 const MAX_IO_SLICES: usize = 64;
 
@@ -151,7 +155,7 @@ fn transmit_tls(
 ) -> io::Result<bool> {
     loop {
         if !tls.is_handshaking() && !tls.is_failed() {
-            tls.encrypt_from(sink);
+            tls.encrypt_from(sink, sink.high_water_mark());
             if flushing && sink.is_empty() {
                 tls.send_close_notify();
             }
@@ -300,9 +304,10 @@ impl Connection {
         tls_pending || encryptable
     }
 
-    /// Bytes accepted and not yet written to the OS.
+    /// Bytes accepted and not yet written to the OS (for TLS: plaintext not yet encrypted plus
+    /// ciphertext not yet written).
     pub fn buffered_amount(&self) -> usize {
-        self.sink.len()
+        self.sink.len() + self.tls.as_ref().map_or(0, |t| t.pending_ciphertext())
     }
 
     /// Total bytes accepted by writes since the connection opened (Bun's `bytesWritten`).
@@ -326,16 +331,34 @@ impl Connection {
     /// backpressure: `drain` fires once everything buffered is written.
     pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         self.check_writable()?;
-        let n = self.sink.write(data);
+        let fits = &data[..data.len().min(self.room())];
+        // A large TLS write with nothing queued before it is encrypted at once rather than
+        // copied into the send buffer first.
+        let direct = match self.tls.as_deref_mut() {
+            Some(tls) if fits.len() >= DIRECT_ENCRYPT_MIN && self.sink.is_empty() => {
+                tls.encrypt_direct(fits, self.sink.high_water_mark())
+            }
+            _ => 0,
+        };
+        let n = direct + self.sink.write(&fits[direct..]);
         self.accepted(n, data.len())
     }
 
     /// Like [`write`](Self::write) for an owned buffer, queued without a copy when large.
-    pub fn write_bytes(&mut self, data: Bytes) -> Result<usize, WriteError> {
+    pub fn write_bytes(&mut self, mut data: Bytes) -> Result<usize, WriteError> {
         self.check_writable()?;
         let len = data.len();
+        data.truncate(self.room());
         let n = self.sink.write_bytes(data);
         self.accepted(n, len)
+    }
+
+    /// What writes may still add under the high-water mark: it bounds the send buffer and,
+    /// for TLS, the ciphertext not yet written together.
+    fn room(&self) -> usize {
+        self.sink
+            .high_water_mark()
+            .saturating_sub(self.buffered_amount())
     }
 
     fn check_writable(&self) -> Result<(), WriteError> {
@@ -617,13 +640,14 @@ impl Connection {
         }
     }
 
-    /// TLS only: feeds ciphertext from `input` (advancing it) and decrypts into `out`; returns
+    /// TLS only: feeds ciphertext from `input` (advancing it; records are decrypted in place,
+    /// so its contents change) and decrypts into `out`; returns
     /// how many plaintext bytes in `out` to deliver to `data`, and whether to call again
     /// (after delivering them and dispatching the events) even if `input` is empty.
     pub fn receive_tls(
         &mut self,
         now: Instant,
-        input: &mut &[u8],
+        input: &mut &mut [u8],
         out: &mut [u8],
     ) -> (usize, bool) {
         if !input.is_empty() {
@@ -631,11 +655,11 @@ impl Connection {
         }
         let deliver = self.may_recv();
         let Some(tls) = self.tls.as_deref_mut() else {
-            *input = &[];
+            *input = &mut [];
             return (0, false);
         };
         if self.phase != Phase::Open {
-            *input = &[];
+            *input = &mut [];
             return (0, false);
         }
         let (n, event) = tls.receive(input, out);

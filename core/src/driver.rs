@@ -217,8 +217,9 @@ impl<D: Send + 'static> Driver<D> {
     }
 
     /// Bytes were read at `now`: dispatches pending events, then `data` with `bytes` (for TLS,
-    /// with the plaintext they decrypt to, in batches).
-    pub fn handle_read(&mut self, now: Instant, bytes: &[u8]) {
+    /// with the plaintext they decrypt to, in batches). TLS records are decrypted in place, so
+    /// the contents of `bytes` are unspecified afterwards.
+    pub fn handle_read(&mut self, now: Instant, bytes: &mut [u8]) {
         self.dispatch();
         if self.shared.lock().conn.is_tls() {
             return self.handle_ciphertext(now, bytes);
@@ -236,7 +237,7 @@ impl<D: Send + 'static> Driver<D> {
         self.dispatch();
     }
 
-    fn handle_ciphertext(&mut self, now: Instant, mut input: &[u8]) {
+    fn handle_ciphertext(&mut self, now: Instant, mut input: &mut [u8]) {
         // The plaintext buffer is shared by the thread's sockets, like the adapter's read buffer.
         let mut out = PLAINTEXT.with_borrow_mut(std::mem::take);
         if out.is_empty() {

@@ -146,14 +146,14 @@ fn driver_echo_steady_state_allocates_nothing() {
         .expect("listener is open");
     driver.dispatch(); // open
     let waker = Waker::from(Arc::new(NoopWake));
-    let buf = [0x5au8; 4096];
+    let mut buf = [0x5au8; 4096];
     let mut sent = 0usize;
 
     let (allocs, bytes) = measure_warm("Driver, echo", || {
         // One turn of the IO loop, as the crate docs describe it.
         now += Duration::from_micros(50);
         driver.handle_timeout(now);
-        driver.handle_read(now, &buf[..READ]);
+        driver.handle_read(now, &mut buf[..READ]);
         let blocked = driver.transmit(now, |slices: &[IoSlice<'_>]| {
             let n: usize = slices.iter().map(|s| s.len()).sum();
             sent += n;

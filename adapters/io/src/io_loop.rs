@@ -12,7 +12,7 @@ use crate::runtime::{Timer, Transport};
 use crate::setup;
 
 /// One read buffer per runtime thread, shared by all its sockets: an idle socket owns none.
-pub const READ_BUFFER: usize = 256 * 1024;
+pub const READ_BUFFER: usize = 64 * 1024;
 /// Reads per turn, so one busy socket cannot starve the others on its thread.
 const READS_PER_TURN: usize = 4;
 /// Turns per poll before yielding back to the runtime.
@@ -66,10 +66,16 @@ fn poll_socket<D: Send + 'static, S: Transport, T: Timer>(
                 }
             }
         }
-        // Everything the handlers wrote in this turn leaves in one vectored write.
-        let blocked = driver.transmit(now, |slices| match stream.poll_write_vectored(cx, slices) {
-            Poll::Ready(r) => Some(r),
-            Poll::Pending => None,
+        // Everything the handlers wrote in this turn leaves in one (vectored) write.
+        let blocked = driver.transmit(now, |slices| {
+            let written = match slices {
+                [one] => stream.poll_write(cx, one),
+                _ => stream.poll_write_vectored(cx, slices),
+            };
+            match written {
+                Poll::Ready(r) => Some(r),
+                Poll::Pending => None,
+            }
         });
         if driver.poll_fin(now) {
             if let Err(e) = setup::shutdown_write(stream) {
@@ -150,7 +156,7 @@ fn read_once<D: Send + 'static, S: Transport>(
             Read::Ended
         }
         Poll::Ready(Ok(n)) => {
-            driver.handle_read(now, &buf[..n]);
+            driver.handle_read(now, &mut buf[..n]);
             Read::Data(n == buf.len())
         }
         Poll::Ready(Err(e)) => {

@@ -16,6 +16,9 @@ use crate::setup::BoundListener;
 pub trait Transport: AsFd + Send + 'static {
     /// Reads into `buf`; `Ok(0)` is end of stream. Registers for readability when pending.
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// One write of one buffer (a `send`, which costs the kernel less than a one-slice
+    /// `writev`). Registers for writability when pending.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
     /// One vectored write. Registers for writability when pending.
     fn poll_write_vectored(
         &mut self,

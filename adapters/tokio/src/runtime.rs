@@ -49,6 +49,13 @@ impl Transport for Stream {
         r.map_ok(|()| rb.filled().len())
     }
 
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,
