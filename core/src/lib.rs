@@ -27,12 +27,14 @@
 //!    arguments; the core never reads a clock.
 //! 2. While [`Driver::interest`]`().read` and the socket is readable: read into a buffer (it
 //!    may be shared by every socket of the thread: the core never keeps it) and call
-//!    [`Driver::handle_read`]`(now, &buf[..n])`; on `n == 0` call [`Driver::handle_eof`]; on an
+//!    [`Driver::handle_read`]`(now, &mut buf[..n])` (TLS records are decrypted in place, so the
+//!    buffer's contents change); on `n == 0` call [`Driver::handle_eof`]; on an
 //!    error call [`Driver::handle_io_error`]. Cap the reads per turn so one busy socket cannot
 //!    starve the others.
 //! 3. [`Driver::transmit`]`(now, write)`: the core hands `write` slices of every buffered byte
 //!    (everything written during the dispatches of this turn: automatic corking) for one
-//!    vectored write; `write` returns `None` when the socket would block. Then if
+//!    vectored write (a plain `send` when there is one slice, as always for TLS); `write`
+//!    returns `None` when the socket would block. Then if
 //!    [`Driver::poll_fin`]`(now)` is true, shut down the write side (send FIN).
 //! 4. Apply [`Driver::take_options`] (`TCP_NODELAY`, keep-alive) to the OS socket.
 //! 5. If [`Driver::close_action`] is `Some`, drop the socket (with `SO_LINGER` 0 first for
