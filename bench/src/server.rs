@@ -296,7 +296,7 @@ mod baseline {
         }
     }
 
-    /// The TLS echo: as [`tokio`], behind a tokio-rustls acceptor; every reply is flushed,
+    /// The TLS echo: as [`tokio()`], behind a tokio-rustls acceptor; every reply is flushed,
     /// and the end of the client's stream (close_notify) is answered with close_notify.
     pub async fn tokio_tls(
         listener: TcpListener,
