@@ -12,7 +12,7 @@ use crate::runtime::{Timer, Transport};
 use crate::setup;
 
 /// One read buffer per runtime thread, shared by all its sockets: an idle socket owns none.
-pub const READ_BUFFER: usize = 256 * 1024;
+pub const READ_BUFFER: usize = 64 * 1024;
 /// Reads per turn, so one busy socket cannot starve the others on its thread.
 const READS_PER_TURN: usize = 4;
 /// Turns per poll before yielding back to the runtime.
