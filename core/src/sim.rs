@@ -766,7 +766,8 @@ impl Pair {
     ///
     /// - [`check`](Self::check) holds;
     /// - `close` fired exactly when the handle says closed and the OS socket is gone;
-    /// - a reset close is exactly a `terminate` while open or a `close()` that timed out;
+    /// - a reset close is exactly a `terminate` while open, a `close()` that timed out, or a
+    ///   TLS handshake that timed out;
     /// - no `timeout` without `set_timeout`;
     /// - with no end/shutdown/close/terminate/reset at all, both ends are still open;
     /// - an end still open is half-open by the rules (it saw the peer's FIN with
@@ -811,12 +812,17 @@ impl Pair {
             // reset with a timed-out close error.
             let close_timed_out = did[i].close
                 && end.log().events.last() == Some(&Seen::Close(Some(CloseError::TimedOut)));
+            // A TLS handshake that did not finish in time is dropped with a reset too.
+            let handshake_timed_out = end.log().events.contains(&Seen::Handshake(
+                false,
+                Some(crate::tls::TlsError::HandshakeTimeout),
+            ));
             if (end.closed_with == Some(CloseAction::Reset))
-                != (did[i].terminate_while_open || close_timed_out)
+                != (did[i].terminate_while_open || close_timed_out || handshake_timed_out)
             {
                 return fail(format!(
-                    "end {i}: closed with {:?}; a reset close is exactly a terminate while open \
-                     or a close() that timed out",
+                    "end {i}: closed with {:?}; a reset close is exactly a terminate while open, \
+                     a close() that timed out or a TLS handshake that timed out",
                     end.closed_with
                 ));
             }
@@ -825,6 +831,19 @@ impl Pair {
             }
         }
 
+        // A TLS handshake that timed out ends both sides by itself; nothing was delivered.
+        let handshake_timed_out = (0..2).any(|i| {
+            self.ends[i].log().events.contains(&Seen::Handshake(
+                false,
+                Some(crate::tls::TlsError::HandshakeTimeout),
+            ))
+        });
+        if handshake_timed_out {
+            if (0..2).any(|i| !self.ends[i].log().received.is_empty()) {
+                return fail("data delivered on a connection whose handshake timed out".into());
+            }
+            return Ok(());
+        }
         let anything_terminal = did
             .iter()
             .any(|d| d.end || d.shutdown || d.close || d.terminate || d.reset_injected);

@@ -68,6 +68,27 @@ fn pki() -> &'static sansock_core::test_certs::TestPki {
     PKI.get_or_init(sansock_core::test_certs::TestPki::generate)
 }
 
+/// A server configuration and a client configuration that trusts it (built once).
+fn trusted_tls() -> (sansock_core::tls::ServerTls, sansock_core::tls::ClientTls) {
+    use sansock_core::tls::{ClientTlsOptions, ServerTlsOptions};
+    static TLS: std::sync::OnceLock<(sansock_core::tls::ServerTls, sansock_core::tls::ClientTls)> =
+        std::sync::OnceLock::new();
+    TLS.get_or_init(|| {
+        let server = ServerTlsOptions::new(
+            pki().server.key_pem.as_str(),
+            pki().server.cert_pem.as_str(),
+        )
+        .build(&no_files)
+        .expect("server configuration");
+        let client = ClientTlsOptions::new()
+            .ca(pki().ca_pem.as_str())
+            .build("localhost", &no_files)
+            .expect("client configuration");
+        (server, client)
+    })
+    .clone()
+}
+
 fn no_files(_: &std::path::Path) -> std::io::Result<Vec<u8>> {
     Err(std::io::ErrorKind::NotFound.into())
 }
@@ -239,6 +260,8 @@ pub struct Setup {
     pub link: [u16; 3],
     /// The server echoes what it receives.
     pub server_echoes: bool,
+    /// The pair speaks TLS (a trusted certificate, so the handshake succeeds) instead of TCP.
+    pub tls: bool,
 }
 
 /// One adapter input or user operation.
@@ -339,11 +362,12 @@ pub fn run_connection_input(input: &ConnectionInput, workarounds: bool) -> Resul
             .end_linger(Duration::from_millis(u64::from(setup.linger_ms[i] % 1000)))
             .high_water_mark(hwm)
     };
-    let mut p = Pair::new(
+    let mut p = Pair::with_tls(
         PairConfig {
             server: config(0),
             client: config(1),
         },
+        setup.tls.then(trusted_tls),
         handler(setup.server_echoes),
         handler(false),
     );
