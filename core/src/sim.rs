@@ -780,6 +780,13 @@ impl Pair {
         let did = [&self.ends[0].actions, &self.ends[1].actions];
         let traces = [self.ends[0].trace(), self.ends[1].trace()];
         let closed = [0, 1].map(|i| traces[i].contains(&"close"));
+        // A TLS handshake that did not finish in time is dropped with a reset, on its own.
+        let handshake_timed_out = [0, 1].map(|i| {
+            self.ends[i].log().events.contains(&Seen::Handshake(
+                false,
+                Some(crate::tls::TlsError::HandshakeTimeout),
+            ))
+        });
         let half_open = [0, 1].map(|i| {
             self.ends[i]
                 .handle()
@@ -812,13 +819,8 @@ impl Pair {
             // reset with a timed-out close error.
             let close_timed_out = did[i].close
                 && end.log().events.last() == Some(&Seen::Close(Some(CloseError::TimedOut)));
-            // A TLS handshake that did not finish in time is dropped with a reset too.
-            let handshake_timed_out = end.log().events.contains(&Seen::Handshake(
-                false,
-                Some(crate::tls::TlsError::HandshakeTimeout),
-            ));
             if (end.closed_with == Some(CloseAction::Reset))
-                != (did[i].terminate_while_open || close_timed_out || handshake_timed_out)
+                != (did[i].terminate_while_open || close_timed_out || handshake_timed_out[i])
             {
                 return fail(format!(
                     "end {i}: closed with {:?}; a reset close is exactly a terminate while open, \
@@ -832,13 +834,7 @@ impl Pair {
         }
 
         // A TLS handshake that timed out ends both sides by itself; nothing was delivered.
-        let handshake_timed_out = (0..2).any(|i| {
-            self.ends[i].log().events.contains(&Seen::Handshake(
-                false,
-                Some(crate::tls::TlsError::HandshakeTimeout),
-            ))
-        });
-        if handshake_timed_out {
+        if handshake_timed_out.contains(&true) {
             if (0..2).any(|i| !self.ends[i].log().received.is_empty()) {
                 return fail("data delivered on a connection whose handshake timed out".into());
             }

@@ -105,6 +105,19 @@ impl Unbuffered {
             Unbuffered::Client(c) => c,
         }
     }
+
+    /// One `process_tls_records` over `buf`, handled: how many bytes to discard, and whether
+    /// to go on.
+    fn process(&mut self, buf: &mut [u8], io: &mut Io<'_, '_>) -> (usize, Flow) {
+        match self {
+            Unbuffered::Server(c) => handle(c.process_tls_records(buf), io),
+            Unbuffered::Client(c) => handle(c.process_tls_records(buf), io),
+        }
+    }
+
+    fn is_server(&self) -> bool {
+        matches!(self, Unbuffered::Server(_))
+    }
 }
 
 /// Where decrypted plaintext goes during one [`TlsSession::drive`].
@@ -232,6 +245,17 @@ fn encrypt_required(e: &EncryptError) -> Option<usize> {
     }
 }
 
+/// Continues after `result`, or records it as the session's error (`what` failed) and stops.
+fn go_on<T, E: std::fmt::Display>(io: &mut Io<'_, '_>, result: Result<T, E>, what: &str) -> Flow {
+    match result {
+        Ok(_) => Flow::Continue,
+        Err(e) => {
+            io.error = Some(rustls::Error::General(format!("{what}: {e}")));
+            Flow::Stop
+        }
+    }
+}
+
 /// Handles one result of `process_tls_records`; returns how many bytes of the incoming
 /// buffer to discard and whether to go on.
 fn handle<Data>(status: UnbufferedStatus<'_, '_, Data>, io: &mut Io<'_, '_>) -> (usize, Flow) {
@@ -266,16 +290,10 @@ fn handle<Data>(status: UnbufferedStatus<'_, '_, Data>, io: &mut Io<'_, '_>) -> 
             Flow::Continue
         }
         ConnectionState::EncodeTlsData(mut data) => {
-            match io
+            let encoded = io
                 .outgoing
-                .append_with(1024, |buf| data.encode(buf), encode_required)
-            {
-                Ok(_) => Flow::Continue,
-                Err(e) => {
-                    io.error = Some(rustls::Error::General(format!("encoding a record: {e}")));
-                    Flow::Stop
-                }
-            }
+                .append_with(1024, |buf| data.encode(buf), encode_required);
+            go_on(io, encoded, "encoding a record")
         }
         // The bytes stay in `outgoing` until the adapter writes them; that is our transmit.
         ConnectionState::TransmitTlsData(data) => {
@@ -289,34 +307,24 @@ fn handle<Data>(status: UnbufferedStatus<'_, '_, Data>, io: &mut Io<'_, '_>) -> 
                     let plain = source.next();
                     let take = plain.len().min(ENCRYPT_CHUNK).min(room);
                     let want = take + (take / MAX_PLAINTEXT + 1) * 64;
-                    match io.outgoing.append_with(
+                    let encrypted = io.outgoing.append_with(
                         want,
                         |buf| traffic.encrypt(&plain[..take], buf),
                         encrypt_required,
-                    ) {
-                        Ok(_) => {
-                            source.consume(take);
-                            Flow::Continue
-                        }
-                        Err(e) => {
-                            io.error = Some(rustls::Error::General(format!("encrypting: {e}")));
-                            Flow::Stop
-                        }
+                    );
+                    if encrypted.is_ok() {
+                        source.consume(take);
                     }
+                    go_on(io, encrypted, "encrypting")
                 }
                 _ if io.want_close_notify && !io.close_notify_sent => {
                     io.close_notify_sent = true;
-                    match io.outgoing.append_with(
+                    let queued = io.outgoing.append_with(
                         64,
                         |buf| traffic.queue_close_notify(buf),
                         encrypt_required,
-                    ) {
-                        Ok(_) => Flow::Continue,
-                        Err(e) => {
-                            io.error = Some(rustls::Error::General(format!("close_notify: {e}")));
-                            Flow::Stop
-                        }
-                    }
+                    );
+                    go_on(io, queued, "close_notify")
                 }
                 _ => Flow::Stop,
             }
@@ -349,10 +357,7 @@ fn run(conn: &mut Unbuffered, mut buf: &mut [u8], io: &mut Io<'_, '_>) -> usize 
         {
             return done;
         }
-        let (discard, flow) = match conn {
-            Unbuffered::Server(c) => handle(c.process_tls_records(buf), io),
-            Unbuffered::Client(c) => handle(c.process_tls_records(buf), io),
-        };
+        let (discard, flow) = conn.process(buf, io);
         done += discard;
         buf = &mut std::mem::take(&mut buf)[discard..];
         if flow == Flow::Stop || io.error.is_some() {
@@ -372,7 +377,6 @@ pub(crate) struct TlsSession {
     /// Decrypted plaintext that arrived when there was nowhere to put it.
     stash: Vec<u8>,
     verifier: Option<Arc<RecordingVerifier>>,
-    is_server: bool,
     handshaking: bool,
     /// Failed: write out the pending alert, then close; read nothing more.
     failed: bool,
@@ -388,7 +392,7 @@ pub(crate) struct TlsSession {
 impl std::fmt::Debug for TlsSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSession")
-            .field("is_server", &self.is_server)
+            .field("is_server", &self.conn.is_server())
             .field("handshaking", &self.handshaking)
             .field("failed", &self.failed)
             .finish()
@@ -407,19 +411,14 @@ impl TlsSession {
     pub(crate) fn server(tls: &ServerTls) -> Result<Self, TlsError> {
         let conn = UnbufferedServerConnection::new(tls.config.clone())
             .map_err(|e| TlsError::from_rustls(&e))?;
-        Ok(Self::new(Unbuffered::Server(conn), None, true, None))
+        Ok(Self::new(Unbuffered::Server(conn), None, None))
     }
 
     pub(crate) fn client(tls: &ClientTls) -> Result<Self, TlsError> {
         let conn = UnbufferedClientConnection::new(tls.config.clone(), tls.server_name.clone())
             .map_err(|e| TlsError::from_rustls(&e))?;
         let sni = Some(tls.server_name.to_str().into_owned());
-        let mut session = Self::new(
-            Unbuffered::Client(conn),
-            Some(tls.verifier.clone()),
-            false,
-            sni,
-        );
+        let mut session = Self::new(Unbuffered::Client(conn), Some(tls.verifier.clone()), sni);
         // The ClientHello, ready to be written.
         let _ = session.drive(Input::Incoming, None, None);
         Ok(session)
@@ -428,7 +427,6 @@ impl TlsSession {
     fn new(
         conn: Unbuffered,
         verifier: Option<Arc<RecordingVerifier>>,
-        is_server: bool,
         sni: Option<String>,
     ) -> Self {
         TlsSession {
@@ -437,7 +435,6 @@ impl TlsSession {
             outgoing: OutBuf::default(),
             stash: Vec::new(),
             verifier,
-            is_server,
             handshaking: true,
             failed: false,
             want_close_notify: false,
@@ -564,11 +561,7 @@ impl TlsSession {
             if !self.conn.common().wants_write() {
                 break;
             }
-            let mut empty: [u8; 0] = [];
-            let _ = match &mut self.conn {
-                Unbuffered::Server(c) => handle(c.process_tls_records(&mut empty), &mut io),
-                Unbuffered::Client(c) => handle(c.process_tls_records(&mut empty), &mut io),
-            };
+            let _ = self.conn.process(&mut [], &mut io);
         }
         self.incoming = Vec::new();
         self.failed = true;
@@ -655,7 +648,7 @@ impl TlsSession {
             .min(input.len());
         self.incoming.extend_from_slice(&input[..n]);
         *input = &mut std::mem::take(input)[n..];
-        if self.is_server && self.handshaking && start == 0 && self.sni.is_none() {
+        if self.conn.is_server() && self.handshaking && start == 0 && self.sni.is_none() {
             // A client's first record is its ClientHello.
             self.sni = client_hello_sni(&self.incoming);
         }
@@ -696,8 +689,8 @@ impl TlsSession {
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
             .unwrap_or_default();
-        let authorized =
-            authorization_error.is_none() && (!self.is_server || !peer_certificates.is_empty());
+        let authorized = authorization_error.is_none()
+            && (!self.conn.is_server() || !peer_certificates.is_empty());
         TlsInfo {
             alpn_protocol: common.alpn_protocol().map(<[u8]>::to_vec),
             version: common.protocol_version().map(|v| match v {
