@@ -13,6 +13,7 @@ use sansock_core::tls::{ClientTlsOptions, ServerTlsOptions};
 use sansock_core::{CloseError, ConnectOptions, ListenOptions, SocketHandle};
 
 use crate::recorder::{echo, quiet, recorder, Ev, Log, Logs};
+use crate::scenarios::client;
 use crate::tls_scenarios::pki;
 use crate::{port_of, wait_until, Adapter};
 
@@ -91,13 +92,7 @@ pub fn client_process_main<A: Adapter>() {
                 _ => {}
             });
             // All connections stay open together: the server holds `count` at once.
-            let h = A::connect(
-                ConnectOptions::tcp("127.0.0.1", port).data(Arc::new(Log::default())),
-                handler,
-            )
-            .await
-            .expect("connect");
-            handles.push(h);
+            handles.push(client::<A>(port, handler).await.0);
         }
         wait_until::<A>("every request answered", Duration::from_secs(60), || {
             answered.load(Ordering::SeqCst) + wrong.load(Ordering::SeqCst) == count
@@ -223,12 +218,7 @@ pub async fn hundred_thousand_connect_close_cycles<A: Adapter>() {
                         }
                         _ => {}
                     });
-                    let h = A::connect(
-                        ConnectOptions::tcp("127.0.0.1", port).data(Arc::new(Log::default())),
-                        handler,
-                    )
-                    .await
-                    .expect("connect");
+                    let (h, _) = client::<A>(port, handler).await;
                     while !h.is_closed() {
                         A::sleep(Duration::from_millis(1)).await;
                     }

@@ -32,7 +32,8 @@ async fn server_with<A: Adapter>(
     (listener, logs)
 }
 
-async fn client<A: Adapter>(
+/// A client on 127.0.0.1:`port` with `handler`, and the log it records into.
+pub(crate) async fn client<A: Adapter>(
     port: u16,
     handler: Arc<dyn sansock_core::Handler<Data = Data>>,
 ) -> (SocketHandle<Data>, Arc<Log>) {
