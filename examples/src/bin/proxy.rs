@@ -60,44 +60,27 @@ fn relay_finish(socket: &mut Socket<'_, Pipe>) {
     }
 }
 
-/// The upstream side: relays only.
-struct Upstream;
-
-impl Handler for Upstream {
-    type Data = Pipe;
-    fn data(&self, socket: &mut Socket<'_, Pipe>, bytes: &[u8]) {
-        relay_data(socket, bytes)
-    }
-    fn drain(&self, socket: &mut Socket<'_, Pipe>) {
-        relay_drain(socket)
-    }
-    fn end(&self, socket: &mut Socket<'_, Pipe>) {
-        relay_finish(socket)
-    }
-    fn close(&self, socket: &mut Socket<'_, Pipe>, _: Option<&CloseError>) {
-        relay_finish(socket)
-    }
-}
-
 /// Starts the upstream connection for a client (runtime-specific, so a boxed closure).
 type ConnectUpstream =
     Box<dyn Fn(SocketHandle<Pipe>, Arc<OnceLock<SocketHandle<Pipe>>>, Pipe) + Send + Sync>;
 
-/// The client side: `open` pauses the client and connects upstream; then it relays.
-struct Client {
-    connect: ConnectUpstream,
+/// Both sides relay. The client side (with `connect`) also pauses the client in `open` and
+/// connects upstream; the upstream side has nothing to do there.
+struct Relay {
+    connect: Option<ConnectUpstream>,
 }
 
-impl Handler for Client {
+impl Handler for Relay {
     type Data = Pipe;
     fn open(&self, socket: &mut Socket<'_, Pipe>) {
+        let Some(connect) = &self.connect else { return };
         socket.pause();
         let upstream = Pipe {
             peer: Arc::new(OnceLock::from(socket.handle())),
             into_me: socket.data().into_peer.clone(),
             into_peer: socket.data().into_me.clone(),
         };
-        (self.connect)(socket.handle(), socket.data().peer.clone(), upstream);
+        connect(socket.handle(), socket.data().peer.clone(), upstream);
     }
     fn data(&self, socket: &mut Socket<'_, Pipe>, bytes: &[u8]) {
         relay_data(socket, bytes)
@@ -126,7 +109,7 @@ async fn serve<R: Runtime>() {
         up_host.to_owned(),
         up_port.parse::<u16>().expect("upstream port"),
     );
-    let upstream_handlers: Arc<dyn Handler<Data = Pipe>> = Arc::new(Upstream);
+    let upstream_handlers: Arc<dyn Handler<Data = Pipe>> = Arc::new(Relay { connect: None });
     let connect: ConnectUpstream = Box::new(move |client, client_peer, pipe| {
         let (host, handlers) = (up_host.clone(), upstream_handlers.clone());
         R::spawn(async move {
@@ -148,9 +131,14 @@ async fn serve<R: Runtime>() {
     let options = ListenOptions::tcp(host, port)
         .allow_half_open(true)
         .data_with(Pipe::default);
-    let listener = sansock_io::listen::<R, _>(options, Arc::new(Client { connect }))
-        .await
-        .expect("listen");
+    let listener = sansock_io::listen::<R, _>(
+        options,
+        Arc::new(Relay {
+            connect: Some(connect),
+        }),
+    )
+    .await
+    .expect("listen");
     println!("listening on {}", listener.local_addr());
     R::refs().idle().await;
 }
