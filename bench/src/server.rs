@@ -163,30 +163,23 @@ fn bind(host: &str, port: u16) -> TcpListener {
 
 // ----- sansock -----
 
-/// Echo with end-to-end backpressure, as `examples/src/bin/echo.rs`: when the send buffer is
-/// full it keeps the rest and stops reading until `drain` (reusing its pending buffer, so the
-/// handler itself allocates nothing per event once warm).
+/// Echo with end-to-end backpressure, as `examples/src/bin/echo.rs`: `write` takes every byte,
+/// and once the send buffer reaches the high-water mark the socket stops reading until
+/// `drain` resumes it.
 struct Echo {
     workload: Workload,
 }
 
-fn send(socket: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
-    if !socket.data().is_empty() {
-        socket.data_mut().extend_from_slice(bytes);
-        return;
-    }
-    let n = socket.write(bytes).unwrap_or(bytes.len());
-    if n < bytes.len() {
-        socket.data_mut().extend_from_slice(&bytes[n..]);
-        socket.pause();
+fn send(socket: &mut Socket<'_, ()>, bytes: &[u8]) {
+    if socket.write(bytes).is_ok_and(|s| s.is_backpressured()) {
+        socket.pause_until_drain();
     }
 }
 
 impl Handler for Echo {
-    /// Bytes read but not yet accepted for sending.
-    type Data = Vec<u8>;
+    type Data = ();
 
-    fn data(&self, socket: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
+    fn data(&self, socket: &mut Socket<'_, ()>, bytes: &[u8]) {
         EVENTS.fetch_add(1, Relaxed);
         match self.workload {
             Workload::Echo => send(socket, bytes),
@@ -195,18 +188,6 @@ impl Handler for Echo {
                     send(socket, part);
                 }
             }
-        }
-    }
-
-    fn drain(&self, socket: &mut Socket<'_, Vec<u8>>) {
-        // Keep the pending buffer's capacity, so a streaming socket allocates nothing here.
-        let mut pending = std::mem::take(socket.data_mut());
-        let n = socket.write(&pending).unwrap_or(pending.len());
-        pending.drain(..n);
-        let done = pending.is_empty();
-        *socket.data_mut() = pending;
-        if done {
-            socket.resume();
         }
     }
 }

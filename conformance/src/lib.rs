@@ -6,11 +6,13 @@
 
 #![allow(missing_docs)]
 
+pub mod accept_failures;
 pub mod recorder;
 pub mod reliability;
 pub mod scenarios;
 pub mod stream;
 pub mod tls_scenarios;
+pub mod write_contract;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -138,6 +140,13 @@ macro_rules! conformance_tests {
             ipv6_only_refuses_ipv4,
             cork_and_flush_from_a_handle,
             invalid_options_are_typed,
+            panicking_data_factory_drops_only_that_connection,
+            bracketed_ipv4_host_is_refused_before_dialling,
+        );
+        $crate::conformance_tests!(@write $adapter;
+            readme_echo_delivers_every_byte_to_a_client_that_reads_last,
+            ignored_backpressure_past_max_buffered_ends_with_a_typed_error,
+            paced_echo_bounds_its_buffer_and_delivers_every_byte,
         );
         $crate::conformance_tests!(@tls $adapter;
             tls_trusted_handshake_and_echo,
@@ -151,6 +160,17 @@ macro_rules! conformance_tests {
             tls_interop_openssl_client_to_sansock_server,
             tls_interop_sansock_client_to_openssl_server,
         );
+    };
+    (@write $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::run_with_timeout::<$adapter, _>(
+                    ::std::time::Duration::from_secs(60),
+                    $crate::write_contract::$name::<$adapter>(),
+                );
+            }
+        )*
     };
     (@tls $adapter:ty; $($name:ident),* $(,)?) => {
         $(

@@ -163,7 +163,7 @@ pub fn quiet() -> Arc<dyn Handler<Data = Data>> {
 pub fn echo() -> Arc<dyn Handler<Data = Data>> {
     recorder(|ev, s| {
         if let Ev::Data(bytes) = ev {
-            let _ = s.write(bytes);
+            s.write(bytes).ok(); // an error means closed: `close` records why
         }
     })
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use sansock_core::tls::{ClientTlsOptions, ServerTlsOptions};
 use sansock_core::{CloseError, ConnectOptions, ListenOptions, SocketHandle};
 
+use crate::accept_failures;
 use crate::recorder::{echo, quiet, recorder, Ev, Log, Logs};
 use crate::scenarios::client;
 use crate::tls_scenarios::pki;
@@ -116,13 +117,11 @@ pub fn client_process_main<A: Adapter>() {
 pub async fn ten_thousand_concurrent_connections<A: Adapter>(test_name: &str) {
     const N: usize = 10_000;
     let limit = crate::raise_fd_limit(N as u64 + 512);
-    if limit < N as u64 + 256 {
-        figure(
-            "10k",
-            format!("skipped: open-file limit {limit} is below {}", N + 256),
-        );
-        return;
-    }
+    assert!(
+        limit >= N as u64 + 256,
+        "this test needs {} open files; the hard limit allows {limit} (raise `ulimit -Hn`)",
+        N + 256
+    );
     let (l, logs) = {
         let logs = Logs::new();
         let l = A::listen(
@@ -273,9 +272,9 @@ pub async fn slow_reader_memory_is_bounded<A: Adapter>() {
             .data_with(|| Arc::new(Log::default())),
         recorder(move |ev, s| {
             if matches!(ev, Ev::Open | Ev::Drain) {
-                // Whatever the writer does, the socket holds at most the high-water mark.
+                // Whatever a Bun-style writer does, the socket holds at most the high-water mark.
                 while k2.load(Ordering::SeqCst) {
-                    if s.write(&chunk).unwrap() < chunk.len() {
+                    if s.try_write(&chunk).unwrap() < chunk.len() {
                         r2.fetch_add(1, Ordering::SeqCst);
                         break;
                     }
@@ -336,7 +335,7 @@ pub async fn resets_mid_transfer_both_ways<A: Adapter>() {
         ListenOptions::tcp("127.0.0.1", 0).data_with(logs.factory()),
         recorder(move |ev, s| {
             if matches!(ev, Ev::Open | Ev::Drain) {
-                while s.write(&d2).unwrap_or(0) == d2.len() {}
+                while s.try_write(&d2).unwrap_or(0) == d2.len() {}
             }
             if let Ev::Data(b) = ev {
                 if b.starts_with(b"reset") {
@@ -434,8 +433,14 @@ pub async fn descriptor_exhaustion_backs_off_and_recovers<A: Adapter>() {
     first.write_all(b"before").unwrap();
     let mut buf = [0u8; 6];
     first.read_exact(&mut buf).unwrap();
+    let retries_before = accept_failures::exhaustion_retries();
+    // Descriptors held back, to connect with once the table is full.
+    let reserve: Vec<_> = (0..4)
+        .map(|_| std::fs::File::open("/dev/null").unwrap())
+        .collect();
     let (soft, hard) = rlimit::Resource::NOFILE.get().unwrap();
     let base = open_fds() as u64;
+    let window = Instant::now();
     rlimit::Resource::NOFILE.set(base + 24, hard).unwrap();
     // Fill the table: clients take descriptors until none is left; the server's accepts then
     // fail with EMFILE.
@@ -446,8 +451,22 @@ pub async fn descriptor_exhaustion_backs_off_and_recovers<A: Adapter>() {
             break;
         }
     }
+    // Each freed descriptor goes to one more client at once: its connection waits in the
+    // backlog, and the server has no descriptor to accept it with.
+    for spare in reserve {
+        drop(spare);
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+            clients.push(c);
+        }
+    }
     A::sleep(Duration::from_millis(200)).await;
     let served_at_limit = l.connection_count();
+    // Every failed accept waits at least 5 ms before the next: at most one per 5 ms (and one
+    // more at the start). A loop that spins retries thousands of times in this window; a
+    // slow machine only retries less.
+    let retries = accept_failures::exhaustion_retries() - retries_before;
+    let window = window.elapsed();
+    let most = window.as_millis() as usize / 5 + 1;
     // The socket accepted before still works.
     first.write_all(b"during").unwrap();
     let echoed = first.read_exact(&mut buf).is_ok() && &buf == b"during";
@@ -463,9 +482,17 @@ pub async fn descriptor_exhaustion_backs_off_and_recovers<A: Adapter>() {
     figure(
         "fd-exhaustion",
         format!(
-            "limit lowered to {} descriptors: {waiting} clients connected, {served_at_limit} accepted at the limit; the live socket echoed during exhaustion: {echoed}; after freeing, a new client was served",
+            "limit lowered to {} descriptors: {waiting} clients connected, {served_at_limit} accepted at the limit, {retries} failed accepts in {window:?} (back-off allows at most {most}); the live socket echoed during exhaustion: {echoed}; after freeing, a new client was served",
             base + 24
         ),
+    );
+    assert!(
+        retries >= 1,
+        "the accept loop never hit the descriptor limit: the scenario tested nothing"
+    );
+    assert!(
+        retries <= most,
+        "the accept loop did not back off: {retries} failed accepts in {window:?}"
     );
     assert!(
         echoed,
@@ -541,7 +568,7 @@ pub async fn stop_true_under_load_closes_each_once<A: Adapter>() {
         recorder(move |ev, s| match ev {
             // Busy: every request gets a 16 KiB answer, and the client asks again at once.
             Ev::Data(_) => {
-                let _ = s.write(&chunk);
+                s.write(&chunk).ok();
             }
             Ev::Close(_) => {
                 c2.fetch_add(1, Ordering::SeqCst);
@@ -558,7 +585,7 @@ pub async fn stop_true_under_load_closes_each_once<A: Adapter>() {
             ConnectOptions::tcp("127.0.0.1", port_of(&l)).data(log.clone()),
             recorder(|ev, s| {
                 if matches!(ev, Ev::Open | Ev::Data(_)) {
-                    let _ = s.write(b"busy");
+                    s.write(b"busy").ok();
                 }
             }),
         )

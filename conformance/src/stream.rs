@@ -42,7 +42,7 @@ pub fn hashing_sink(tally: Arc<Tally>) -> Arc<dyn Handler<Data = Data>> {
 }
 
 /// Streams `total` bytes of `pattern` (repeated): on `open` and on every `drain` it writes
-/// until a write is refused, hashing what was accepted; then it ends.
+/// until a write reports backpressure, hashing what was written; then it ends.
 pub fn hashing_source(
     total: u64,
     pattern: Arc<Vec<u8>>,
@@ -61,9 +61,9 @@ pub fn hashing_source(
             let off = (done % pattern.len() as u64) as usize;
             let left = (total - done).min((pattern.len() - off) as u64) as usize;
             let chunk = &pattern[off..off + left];
-            let n = s.write(chunk).unwrap();
-            tally.add(&chunk[..n]);
-            if n < chunk.len() {
+            let status = s.write(chunk).unwrap();
+            tally.add(chunk);
+            if status.is_backpressured() {
                 return;
             }
         }

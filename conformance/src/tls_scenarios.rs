@@ -325,16 +325,17 @@ pub async fn tls_bad_configuration_is_typed<A: Adapter>() {
     assert_eq!(log.trace(), ["connect_error"]);
 }
 
-/// Runs `openssl` if present; `None` (with a message) when it is not installed.
-fn openssl_available() -> bool {
+/// Fails the test when the `openssl` command is missing: an interop test that cannot run
+/// must not pass.
+fn require_openssl() {
     let ok = Command::new("openssl")
         .arg("version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: `openssl` is not installed (CI installs it)");
-    }
-    ok
+    assert!(
+        ok,
+        "the TLS interop tests need the `openssl` command; install it (`.ci/run` does)"
+    );
 }
 
 fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
@@ -359,9 +360,7 @@ async fn off_runtime<A: Adapter, R: Send + 'static>(f: impl FnOnce() -> R + Send
 }
 
 pub async fn tls_interop_openssl_client_to_sansock_server<A: Adapter>() {
-    if !openssl_available() {
-        return;
-    }
+    require_openssl();
     // Key and certificate from files: the `Pem::File` path.
     let key = temp_file("server-key.pem", &pki().server.key_pem);
     let cert = temp_file("server-cert.pem", &pki().server.cert_pem);
@@ -403,9 +402,7 @@ pub async fn tls_interop_openssl_client_to_sansock_server<A: Adapter>() {
 }
 
 pub async fn tls_interop_sansock_client_to_openssl_server<A: Adapter>() {
-    if !openssl_available() {
-        return;
-    }
+    require_openssl();
     let key = temp_file("s-key.pem", &pki().server.key_pem);
     let cert = temp_file("s-cert.pem", &pki().server.cert_pem);
     let port = {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::{CloseError, SocketError, WriteError};
+use crate::jobs::{TlsReceive, Transmit};
 use crate::sink::{Sink, DEFAULT_HIGH_WATER_MARK};
 use crate::timer::IdleTimer;
 use crate::tls::session::{TlsEvent, TlsSession};
@@ -22,12 +23,45 @@ use crate::tls::{TlsError, TlsInfo};
 /// How long `end()` waits for the peer's FIN after ours before closing anyway.
 pub const DEFAULT_END_LINGER: Duration = Duration::from_secs(10);
 
+/// The hard ceiling on a socket's send buffer when none is configured: 16 MiB.
+pub const DEFAULT_MAX_BUFFERED: usize = 16 * 1024 * 1024;
+
+/// What a [`write`](Connection::write) that took every byte says about the send buffer.
+///
+/// Ignoring it loses nothing: the bytes are buffered either way. It tells a producer whether
+/// to keep going or to wait for `drain` (the buffer is bounded by `max_buffered`, which closes
+/// the socket with a typed error if a producer never waits).
+// A data-carrying variant also makes `status as usize` a compile error: code written for a
+// count-returning `write` fails to build instead of counting zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// The send buffer is below the high-water mark: keep writing.
+    Ready,
+    /// The send buffer is at or above the high-water mark: every byte was taken, but stop
+    /// producing (for example with `pause_until_drain`) until `drain`.
+    Backpressured {
+        /// Bytes buffered now (for TLS, plaintext and unwritten ciphertext).
+        buffered: usize,
+    },
+}
+
+impl WriteStatus {
+    /// Whether the buffer reached the high-water mark (stop producing until `drain`).
+    pub fn is_backpressured(self) -> bool {
+        matches!(self, WriteStatus::Backpressured { .. })
+    }
+}
+
 /// Per-connection settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectionConfig {
-    /// Most bytes buffered for sending before `write` refuses more.
+    /// The send buffer's level at which `write` reports [`WriteStatus::Backpressured`] (and
+    /// `try_write` stops accepting).
     pub high_water_mark: usize,
+    /// The hard ceiling on the send buffer: a write that would take it above this closes the
+    /// socket with [`CloseError::BufferLimit`]. Never below the high-water mark.
+    pub max_buffered: usize,
     /// Keep the socket writable after the peer's FIN (`true`), or end it once pending bytes are
     /// flushed (`false`, the default, as in Bun and Node).
     pub allow_half_open: bool,
@@ -39,6 +73,7 @@ impl Default for ConnectionConfig {
     fn default() -> Self {
         ConnectionConfig {
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            max_buffered: DEFAULT_MAX_BUFFERED,
             allow_half_open: false,
             end_linger: DEFAULT_END_LINGER,
         }
@@ -49,6 +84,11 @@ impl ConnectionConfig {
     /// Sets [`high_water_mark`](Self::high_water_mark).
     pub fn high_water_mark(mut self, bytes: usize) -> Self {
         self.high_water_mark = bytes.max(1);
+        self
+    }
+    /// Sets [`max_buffered`](Self::max_buffered).
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = bytes.max(1);
         self
     }
     /// Sets [`allow_half_open`](Self::allow_half_open).
@@ -142,36 +182,6 @@ enum Linger {
 /// ones are gathered there, so that many small writes become one record, not many.
 const DIRECT_ENCRYPT_MIN: usize = 4096;
 
-/// Most slices handed to one vectored write (Linux's `IOV_MAX` is 1024; a few dozen is plenty).
-const MAX_IO_SLICES: usize = 64;
-
-/// Encrypts and writes for a TLS connection; see [`Connection::transmit`].
-fn transmit_tls(
-    tls: &mut TlsSession,
-    sink: &mut Sink,
-    flushing: bool,
-    write: &mut dyn FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
-    written: &mut usize,
-) -> io::Result<bool> {
-    loop {
-        if !tls.is_handshaking() && !tls.is_failed() {
-            tls.encrypt_from(sink, sink.high_water_mark());
-            if flushing && sink.is_empty() {
-                tls.send_close_notify();
-            }
-        }
-        if !tls.wants_write() {
-            return Ok(false);
-        }
-        if tls.flush(write, written)? {
-            return Ok(true);
-        }
-        if sink.is_empty() || tls.is_handshaking() || tls.is_failed() {
-            return Ok(false);
-        }
-    }
-}
-
 /// One connection's state machine. Feed it with `handle_*`, act on it with the user
 /// operations, drain it with [`poll_event`](Self::poll_event),
 /// [`io_slices`](Self::io_slices) / [`poll_fin`](Self::poll_fin),
@@ -192,13 +202,22 @@ pub struct Connection {
     events: VecDeque<Event>,
     idle: IdleTimer,
     linger: Linger,
-    /// A write was refused or short and `drain` has not fired since.
+    /// A write was backpressured (or short) and `drain` has not fired since.
     drain_owed: bool,
+    /// `pause_until_drain`: resume reading when `drain` is queued.
+    resume_on_drain: bool,
+    /// TLS: the peer's close_notify arrived (its FIN is then not a truncation).
+    close_notify_received: bool,
+    /// TLS: the peer's FIN came after the handshake without close_notify.
+    truncated: bool,
     /// `End` was handed out with `allow_half_open` off: end our side once the handler returned.
     end_after_end_event: bool,
     bytes_accepted: u64,
-    /// The TLS session, for TLS sockets.
+    /// The TLS session, for TLS sockets (out with a [`Transmit`] or a receive for a moment).
     tls: Option<Box<TlsSession>>,
+    /// A [`Transmit`] holds the send buffer (and TLS session): bytes it holds, counted as
+    /// buffered until it is finished.
+    in_flight: Option<usize>,
     handshake_deadline: Option<Instant>,
     tls_info: Option<Arc<TlsInfo>>,
 }
@@ -219,9 +238,13 @@ impl Connection {
             idle: IdleTimer::new(now),
             linger: Linger::Off,
             drain_owed: false,
+            resume_on_drain: false,
+            close_notify_received: false,
+            truncated: false,
             end_after_end_event: false,
             bytes_accepted: 0,
             tls: None,
+            in_flight: None,
             handshake_deadline: None,
             tls_info: None,
         }
@@ -307,7 +330,9 @@ impl Connection {
     /// Bytes accepted and not yet written to the OS (for TLS: plaintext not yet encrypted plus
     /// ciphertext not yet written).
     pub fn buffered_amount(&self) -> usize {
-        self.sink.len() + self.tls.as_ref().map_or(0, |t| t.pending_ciphertext())
+        self.sink.len()
+            + self.tls.as_ref().map_or(0, |t| t.pending_ciphertext())
+            + self.in_flight.unwrap_or(0)
     }
 
     /// Total bytes accepted by writes since the connection opened (Bun's `bytesWritten`).
@@ -320,6 +345,11 @@ impl Connection {
         self.sink.high_water_mark()
     }
 
+    /// The hard ceiling on the send buffer (see [`ConnectionConfig::max_buffered`]).
+    pub fn max_buffered(&self) -> usize {
+        self.config.max_buffered.max(self.sink.high_water_mark())
+    }
+
     /// The settings this connection runs with.
     pub fn config(&self) -> &ConnectionConfig {
         &self.config
@@ -327,30 +357,54 @@ impl Connection {
 
     // ----- user operations (called from handlers and handles) -----
 
-    /// Accepts as much of `data` as fits under the high-water mark; `Ok(0)` means
-    /// backpressure: `drain` fires once everything buffered is written.
-    pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+    /// Takes every byte of `data` (or none, with an error) and says whether the send buffer
+    /// is now at or above the high-water mark. Nothing taken is ever dropped while the socket
+    /// is open. Errors: the write side ended or the socket closed (nothing is taken), or
+    /// taking `data` would exceed [`max_buffered`](Self::max_buffered): then nothing is taken,
+    /// `Error` and `Close` are queued with [`CloseError::BufferLimit`], and the connection
+    /// resets.
+    pub fn write(&mut self, data: &[u8]) -> Result<WriteStatus, WriteError> {
         self.check_writable()?;
-        let fits = &data[..data.len().min(self.room())];
-        // A large TLS write with nothing queued before it is encrypted at once rather than
-        // copied into the send buffer first.
-        let direct = match self.tls.as_deref_mut() {
-            Some(tls) if fits.len() >= DIRECT_ENCRYPT_MIN && self.sink.is_empty() => {
-                tls.encrypt_direct(fits, self.sink.high_water_mark())
-            }
-            _ => 0,
-        };
-        let n = direct + self.sink.write(&fits[direct..]);
-        self.accepted(n, data.len())
+        self.check_limit(data.len())?;
+        let direct = self.encrypt_direct(data);
+        self.sink.push(&data[direct..]);
+        Ok(self.took(data.len()))
     }
 
     /// Like [`write`](Self::write) for an owned buffer, queued without a copy when large.
-    pub fn write_bytes(&mut self, mut data: Bytes) -> Result<usize, WriteError> {
+    pub fn write_bytes(&mut self, data: Bytes) -> Result<WriteStatus, WriteError> {
         self.check_writable()?;
+        self.check_limit(data.len())?;
         let len = data.len();
-        data.truncate(self.room());
-        let n = self.sink.write_bytes(data);
-        self.accepted(n, len)
+        self.sink.push_bytes(data);
+        Ok(self.took(len))
+    }
+
+    /// Bun's `write`: takes as much of `data` as fits under the high-water mark and returns how
+    /// much (`Ok(0)` when full). The caller keeps the rest and writes it on `drain`, which a
+    /// short count arms.
+    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.check_writable()?;
+        let fits = &data[..data.len().min(self.room())];
+        let direct = self.encrypt_direct(fits);
+        self.sink.push(&fits[direct..]);
+        let n = fits.len();
+        self.bytes_accepted += n as u64;
+        if n < data.len() {
+            self.owe_drain();
+        }
+        Ok(n)
+    }
+
+    /// A large TLS write with nothing queued before it is encrypted at once rather than
+    /// copied into the send buffer first; returns how much of `data` was encrypted.
+    fn encrypt_direct(&mut self, data: &[u8]) -> usize {
+        match self.tls.as_deref_mut() {
+            Some(tls) if data.len() >= DIRECT_ENCRYPT_MIN && self.sink.is_empty() => {
+                tls.encrypt_direct(data, self.sink.high_water_mark())
+            }
+            _ => 0,
+        }
     }
 
     /// What writes may still add under the high-water mark: it bounds the send buffer and,
@@ -361,24 +415,70 @@ impl Connection {
             .saturating_sub(self.buffered_amount())
     }
 
+    /// Refuses a write that would take the buffer above `max_buffered`, closing the socket
+    /// loudly: a producer that never waits for `drain` must not grow memory without bound,
+    /// and must not lose bytes silently either.
+    fn check_limit(&mut self, offered: usize) -> Result<(), WriteError> {
+        let (buffered, limit) = (self.buffered_amount(), self.max_buffered());
+        if buffered.saturating_add(offered) <= limit {
+            return Ok(());
+        }
+        tracing::warn!(
+            buffered,
+            refused = offered,
+            limit,
+            "send buffer limit reached (the peer is not reading, or the producer ignores \
+             backpressure); closing the socket"
+        );
+        self.events
+            .push_back(Event::Error(SocketError::BufferLimit {
+                buffered,
+                refused: offered,
+                limit,
+            }));
+        self.close_with(
+            Some(CloseError::BufferLimit {
+                buffered,
+                refused: offered,
+                limit,
+            }),
+            CloseAction::Reset,
+        );
+        Err(WriteError::BufferLimit {
+            buffered,
+            refused: offered,
+            limit,
+        })
+    }
+
+    /// Counts `n` taken bytes and reports the buffer's level against the high-water mark.
+    fn took(&mut self, n: usize) -> WriteStatus {
+        self.bytes_accepted += n as u64;
+        let buffered = self.buffered_amount();
+        if buffered >= self.sink.high_water_mark() {
+            self.owe_drain();
+            WriteStatus::Backpressured { buffered }
+        } else {
+            WriteStatus::Ready
+        }
+    }
+
+    fn owe_drain(&mut self) {
+        if !self.drain_owed {
+            tracing::trace!(
+                buffered = self.buffered_amount(),
+                "backpressure: drain owed once the buffer empties"
+            );
+            self.drain_owed = true;
+        }
+    }
+
     fn check_writable(&self) -> Result<(), WriteError> {
         match (self.phase, self.send) {
             (Phase::Closed(_), _) => Err(WriteError::Closed),
             (Phase::Open, SendState::Open) => Ok(()),
             (Phase::Open, _) => Err(WriteError::Ended),
         }
-    }
-
-    fn accepted(&mut self, n: usize, offered: usize) -> Result<usize, WriteError> {
-        if n < offered && !self.drain_owed {
-            tracing::trace!(
-                buffered = self.sink.len(),
-                "backpressure: write refused until drain"
-            );
-            self.drain_owed = true;
-        }
-        self.bytes_accepted += n as u64;
-        Ok(n)
     }
 
     /// Flushes every accepted byte, sends FIN, keeps delivering data until the peer's FIN
@@ -404,14 +504,29 @@ impl Connection {
         self.close_with(None, CloseAction::Reset);
     }
 
-    /// Stops reading: no `data` until [`resume`](Self::resume); the kernel queues the bytes.
+    /// Stops reading: no `data` until [`resume`](Self::resume); the kernel queues the bytes
+    /// (over TLS, ciphertext already read is held, undecrypted, until then).
     pub fn pause(&mut self) {
         self.paused = true;
+        self.resume_on_drain = false;
     }
 
     /// Resumes reading after [`pause`](Self::pause).
     pub fn resume(&mut self) {
         self.paused = false;
+        self.resume_on_drain = false;
+    }
+
+    /// Stops reading until `drain`: the echo/proxy pattern for a write that returned
+    /// [`WriteStatus::Backpressured`]. Reading resumes by itself right before the `drain`
+    /// event (which fires once everything buffered is written, at once if nothing is).
+    pub fn pause_until_drain(&mut self) {
+        if self.is_closed() || self.send != SendState::Open {
+            return;
+        }
+        self.paused = true;
+        self.resume_on_drain = true;
+        self.drain_owed = true;
     }
 
     /// Arms the idle timeout (zero disarms): `Timeout` fires once after `duration` without
@@ -473,6 +588,10 @@ impl Connection {
             return;
         }
         self.recv_finished = true;
+        if self.tls.as_ref().is_some_and(|t| !t.is_failed()) && !self.close_notify_received {
+            // A TLS peer ends with close_notify; a bare FIN may cut its data short.
+            self.truncated = true;
+        }
         if self.fin_mode == FinMode::Close && self.send != SendState::Open {
             // close() already stopped delivery; the peer's FIN changes nothing.
             return;
@@ -492,9 +611,8 @@ impl Connection {
         if n > 0 {
             self.idle.activity(now);
         }
-        if self.drain_owed && self.sink.is_empty() && self.send == SendState::Open {
-            self.drain_owed = false;
-            self.events.push_back(Event::Drain);
+        if self.sink.is_empty() {
+            self.queue_drain();
         }
     }
 
@@ -568,103 +686,140 @@ impl Connection {
 
     /// Writes what is pending through `write` (one vectored write per call of `write`; `None`
     /// means it would block): buffered plaintext for TCP, ciphertext for TLS (plaintext is
-    /// encrypted first, after the handshake). Returns true if it would block.
+    /// encrypted first, after the handshake). Returns true if it would block. The same as
+    /// [`begin_transmit`](Self::begin_transmit), [`Transmit::run`] and
+    /// [`finish_transmit`](Self::finish_transmit).
     pub fn transmit(
         &mut self,
         now: Instant,
-        mut write: impl FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
+        write: impl FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
     ) -> bool {
+        match self.begin_transmit() {
+            None => false,
+            Some(mut job) => {
+                job.run(write);
+                self.finish_transmit(now, job)
+            }
+        }
+    }
+
+    /// Takes out what a transmit works on (the send buffer and, for TLS, the session), so the
+    /// writes and the encryption can run without the connection: the driver runs them without
+    /// its lock, and writers on other threads go on filling a fresh buffer meanwhile (it is
+    /// put behind the taken one by [`finish_transmit`](Self::finish_transmit)). `None` once
+    /// closed. Call `finish_transmit` with the job before any other input.
+    pub fn begin_transmit(&mut self) -> Option<Transmit> {
+        if self.is_closed() || self.in_flight.is_some() {
+            return None;
+        }
+        self.in_flight = Some(self.buffered_amount());
+        let hwm = self.sink.high_water_mark();
+        Some(Transmit::new(
+            std::mem::replace(&mut self.sink, Sink::with_high_water_mark(hwm)),
+            self.tls.take(),
+            self.send == SendState::Flushing,
+        ))
+    }
+
+    /// Puts back what [`begin_transmit`](Self::begin_transmit) took, after [`Transmit::run`]:
+    /// bytes written meanwhile follow the unwritten ones. Returns true if the transport would
+    /// block; a write error closes the connection.
+    pub fn finish_transmit(&mut self, now: Instant, job: Transmit) -> bool {
+        self.in_flight = None;
+        let (mut sink, tls, outcome) = job.into_parts();
+        sink.append(&mut self.sink);
+        self.sink = sink;
+        self.tls = tls;
+        if outcome.written > 0 {
+            self.idle.activity(now);
+        }
         if self.is_closed() {
+            // Closed from another thread meanwhile (terminate, say): what it took is dropped.
+            self.sink.clear();
+            self.sink.shrink();
             return false;
         }
-        let (blocked, error) = match self.tls.as_deref_mut() {
-            None => self.transmit_plain(now, &mut write),
-            Some(tls) => {
-                let mut written = 0;
-                let r = transmit_tls(
-                    tls,
-                    &mut self.sink,
-                    self.send == SendState::Flushing,
-                    &mut write,
-                    &mut written,
-                );
-                if written > 0 {
-                    self.idle.activity(now);
-                }
-                match r {
-                    Ok(blocked) => (blocked, None),
-                    Err(e) => (false, Some(e)),
-                }
-            }
-        };
-        if let Some(e) = error {
+        if let Some(e) = outcome.error {
             self.handle_io_error(now, &e);
             return false;
         }
         self.check_drain();
-        blocked
-    }
-
-    fn transmit_plain(
-        &mut self,
-        now: Instant,
-        write: &mut impl FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
-    ) -> (bool, Option<io::Error>) {
-        loop {
-            let result = {
-                let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
-                let n = self.sink.io_slices(&mut slices);
-                if n == 0 {
-                    return (false, None);
-                }
-                write(&slices[..n])
-            };
-            match result {
-                None => return (true, None),
-                Some(Ok(0)) => return (false, Some(io::ErrorKind::WriteZero.into())),
-                Some(Ok(n)) => {
-                    self.sink.consume(n);
-                    self.idle.activity(now);
-                }
-                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Some(Err(e)) => return (false, Some(e)),
-            }
-        }
+        outcome.blocked
     }
 
     fn check_drain(&mut self) {
         let tls_pending = self.tls.as_ref().is_some_and(|t| t.wants_write());
-        if self.drain_owed && self.sink.is_empty() && !tls_pending && self.send == SendState::Open {
+        if self.sink.is_empty() && !tls_pending {
+            self.queue_drain();
+        }
+    }
+
+    /// Everything buffered is written: `Drain` if one is owed (reading resumes first after
+    /// `pause_until_drain`).
+    fn queue_drain(&mut self) {
+        if self.drain_owed && self.send == SendState::Open {
             self.drain_owed = false;
+            if self.resume_on_drain {
+                self.resume();
+            }
             self.events.push_back(Event::Drain);
         }
     }
 
     /// TLS only: feeds ciphertext from `input` (advancing it; records are decrypted in place,
-    /// so its contents change) and decrypts into `out`; returns
-    /// how many plaintext bytes in `out` to deliver to `data`, and whether to call again
-    /// (after delivering them and dispatching the events) even if `input` is empty.
+    /// so its contents change) and decrypts into `out`; returns how many plaintext bytes in
+    /// `out` to deliver to `data`, and whether to call again (after delivering them and
+    /// dispatching the events) even if `input` is empty. The same as
+    /// [`begin_receive_tls`](Self::begin_receive_tls), [`TlsReceive::run`] and
+    /// [`finish_receive_tls`](Self::finish_receive_tls).
     pub fn receive_tls(
         &mut self,
         now: Instant,
         input: &mut &mut [u8],
         out: &mut [u8],
     ) -> (usize, bool) {
+        match self.begin_receive_tls(now, input) {
+            None => (0, false),
+            Some(mut job) => {
+                job.run(input, out);
+                self.finish_receive_tls(now, job)
+            }
+        }
+    }
+
+    /// TLS only: takes the session out to decrypt `input` without the connection (the driver
+    /// decrypts without its lock). `None` when there is nothing to decrypt now: not TLS,
+    /// closed (`input` is dropped), or paused after the handshake (`input` is held,
+    /// undecrypted, until `resume`, as the kernel keeps unread bytes for plain TCP).
+    pub fn begin_receive_tls(&mut self, now: Instant, input: &mut &mut [u8]) -> Option<TlsReceive> {
         if !input.is_empty() {
             self.idle.activity(now);
         }
         let deliver = self.may_recv();
+        if self.phase != Phase::Open || self.in_flight.is_some() {
+            *input = &mut [];
+            return None;
+        }
         let Some(tls) = self.tls.as_deref_mut() else {
             *input = &mut [];
-            return (0, false);
+            return None;
         };
-        if self.phase != Phase::Open {
-            *input = &mut [];
-            return (0, false);
+        if self.paused && deliver && !tls.is_handshaking() {
+            tls.hold(input);
+            return None;
         }
-        let (n, event) = tls.receive(input, out);
-        // Decrypted bytes may wait behind an event (a record right after the handshake).
-        let again = n == out.len() || event.is_some();
+        self.in_flight = Some(tls.pending_ciphertext());
+        self.tls.take().map(TlsReceive::new)
+    }
+
+    /// Puts the session back after [`TlsReceive::run`] and acts on what happened; returns as
+    /// [`receive_tls`](Self::receive_tls) does.
+    pub fn finish_receive_tls(&mut self, now: Instant, job: TlsReceive) -> (usize, bool) {
+        self.in_flight = None;
+        let (tls, n, event, again) = job.into_parts();
+        self.tls = Some(tls);
+        // Asked again now: another thread may have closed the socket meanwhile.
+        let deliver = self.may_recv();
         match event {
             None => {}
             Some(TlsEvent::HandshakeDone(info)) => {
@@ -680,7 +835,10 @@ impl Connection {
                 self.events.push_back(Event::Error(SocketError::Tls(e)));
                 self.fail_tls();
             }
-            Some(TlsEvent::PeerClosed) => self.handle_eof(now),
+            Some(TlsEvent::PeerClosed) => {
+                self.close_notify_received = true;
+                self.handle_eof(now)
+            }
         }
         (if deliver { n } else { 0 }, again && !self.is_closed())
     }
@@ -789,7 +947,9 @@ impl Connection {
             Linger::Off => None,
         };
         let handshake = self.handshake_deadline.filter(|_| self.tls_handshaking());
-        [self.idle.deadline(), linger, handshake]
+        // Held ciphertext to decrypt after a resume: due now.
+        let held = self.has_held_input().then(|| self.idle_last_seen());
+        [self.idle.deadline(), linger, handshake, held]
             .into_iter()
             .flatten()
             .min()
@@ -803,11 +963,28 @@ impl Connection {
         }
     }
 
+    /// TLS only: ciphertext held while paused waits to be decrypted and reading is no longer
+    /// paused. The adapter need not act: [`poll_timeout`](Self::poll_timeout) is due at once,
+    /// and the driver's `handle_timeout` delivers it.
+    pub fn has_held_input(&self) -> bool {
+        !self.paused && !self.is_closed() && self.tls.as_ref().is_some_and(|t| t.holds_input())
+    }
+
+    /// The IO task is going away with the connection open (its runtime shut down): close now
+    /// with [`CloseError::RuntimeShutdown`].
+    pub fn handle_task_dropped(&mut self) {
+        self.close_with(Some(CloseError::RuntimeShutdown), CloseAction::Graceful);
+    }
+
     /// The one transition into `Closed`: queues `Close` (last), drops buffers and timers.
     fn close_with(&mut self, error: Option<CloseError>, action: CloseAction) {
         if self.is_closed() {
             return;
         }
+        let error = match error {
+            None if self.truncated => Some(CloseError::TlsTruncated),
+            error => error,
+        };
         self.phase = Phase::Closed(action);
         self.end_after_end_event = false;
         self.sink.clear();

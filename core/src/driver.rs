@@ -42,7 +42,12 @@ pub struct Interest {
 /// (`handle_read` / `handle_eof` / `handle_io_error`), then `transmit` and `poll_fin`, then
 /// `take_options`; stop when [`close_action`](Self::close_action) is `Some`; otherwise
 /// [`register_waker`](Self::register_waker) and wait for [`interest`](Self::interest).
-pub struct Driver<D> {
+///
+/// Dropping a driver whose socket is still open (its task was dropped: the runtime shut down)
+/// closes the socket with [`CloseError::RuntimeShutdown`](crate::CloseError::RuntimeShutdown):
+/// `close` runs, the listener forgets the socket and its reference is released, so `idle()`
+/// cannot hang on a socket no task serves.
+pub struct Driver<D: Send + 'static> {
     shared: Arc<Shared<D>>,
     data: D,
     closed: bool,
@@ -71,6 +76,7 @@ impl<D: Send + 'static> Driver<D> {
                 waker: None,
                 options: Vec::new(),
                 ref_guard: Some(refs.acquire()),
+                corks: 0,
             }),
             addrs,
             listener,
@@ -244,9 +250,18 @@ impl<D: Send + 'static> Driver<D> {
             out = vec![0; PLAINTEXT_BUFFER];
         }
         loop {
+            // Decryption runs without the lock, so writers on other threads do not wait on it.
+            let job = self.shared.lock().conn.begin_receive_tls(now, &mut input);
             let (n, again, handler) = {
+                let finished = job.map(|mut job| {
+                    job.run(&mut input, &mut out);
+                    job
+                });
                 let mut state = self.shared.lock();
-                let (n, again) = state.conn.receive_tls(now, &mut input, &mut out);
+                let (n, again) = match finished {
+                    Some(job) => state.conn.finish_receive_tls(now, job),
+                    None => (0, false),
+                };
                 (n, again, state.handler.clone())
             };
             // Events first when nothing was decrypted (the handshake precedes its data);
@@ -276,10 +291,18 @@ impl<D: Send + 'static> Driver<D> {
         self.dispatch();
     }
 
-    /// Fires due timers; call at every wake-up with the current time.
+    /// Fires due timers; call at every wake-up with the current time. Also delivers TLS data
+    /// held back while the socket was paused, once it is resumed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.shared.lock().conn.handle_timeout(now);
+        let held = {
+            let mut state = self.shared.lock();
+            state.conn.handle_timeout(now);
+            state.conn.has_held_input()
+        };
         self.dispatch();
+        if held && !self.closed {
+            self.handle_ciphertext(now, &mut []);
+        }
     }
 
     /// Writes buffered bytes with `write`, one vectored write at a time, until everything is
@@ -290,7 +313,22 @@ impl<D: Send + 'static> Driver<D> {
         now: Instant,
         mut write: impl FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>,
     ) -> bool {
-        let blocked = self.shared.lock().conn.transmit(now, &mut write);
+        let job = {
+            let mut state = self.shared.lock();
+            // Inside a `SocketHandle::cork` scope nothing is written; the scope's end wakes us.
+            if state.corks > 0 {
+                return false;
+            }
+            state.conn.begin_transmit()
+        };
+        let Some(mut job) = job else {
+            self.dispatch();
+            return false;
+        };
+        // The syscalls and the encryption run without the lock: handles on other threads keep
+        // writing (into a fresh buffer, put behind this one when the job is finished).
+        job.run(&mut write);
+        let blocked = self.shared.lock().conn.finish_transmit(now, job);
         self.dispatch();
         blocked
     }
@@ -317,7 +355,7 @@ impl<D: Send + 'static> Driver<D> {
         let state = self.shared.lock();
         Interest {
             read: state.conn.wants_read(),
-            write: state.conn.wants_write(),
+            write: state.conn.wants_write() && state.corks == 0,
             deadline: state.conn.poll_timeout(),
         }
     }
@@ -343,6 +381,19 @@ impl<D: Send + 'static> Driver<D> {
     /// The user data.
     pub fn data(&self) -> &D {
         &self.data
+    }
+}
+
+impl<D: Send + 'static> Drop for Driver<D> {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // The task serving this socket is gone without the socket closing: close it here, so
+        // `close` runs exactly once and the listener and ref count let go of it.
+        tracing::debug!(remote = %self.shared.addrs.remote, "socket task dropped while open");
+        self.shared.lock().conn.handle_task_dropped();
+        self.dispatch();
     }
 }
 

@@ -2,13 +2,39 @@
 
 use std::io;
 
-/// Why a [`write`](crate::Socket::write) (or `end` with data) was refused.
+/// The OS's own message for an error code ("Address not available (os error 99)"), or the
+/// kind's description when there is no code.
+fn os_message(kind: io::ErrorKind, code: Option<i32>) -> String {
+    match code {
+        Some(code) => io::Error::from_raw_os_error(code).to_string(),
+        None => kind.to_string(),
+    }
+}
+
+/// Why a [`write`](crate::Socket::write) (or `end` with data) was refused. No byte of a refused
+/// write is sent.
 ///
-/// A write that is merely backpressured is not an error: it returns `Ok(0)` (or a short count)
-/// and `drain` fires once there is room again.
+/// A write that is merely backpressured is not an error: `write` takes every byte and returns
+/// [`WriteStatus::Backpressured`](crate::WriteStatus::Backpressured) (`try_write` returns a
+/// short count), and `drain` fires once everything buffered is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
+    /// Taking the bytes would have put more than `limit` bytes in the send buffer (the
+    /// socket's `max_buffered`): the peer is not reading. The socket is now closed with
+    /// [`CloseError::BufferLimit`], after `error` ran with [`SocketError::BufferLimit`].
+    #[error(
+        "send buffer limit: {refused} bytes refused with {buffered} already buffered \
+         (max_buffered {limit}); the socket is closed"
+    )]
+    BufferLimit {
+        /// Bytes buffered when the write came.
+        buffered: usize,
+        /// Bytes the refused write offered (none of them is sent).
+        refused: usize,
+        /// The socket's `max_buffered`.
+        limit: usize,
+    },
     /// The write side was closed by `end`, `shutdown` or `close` (or by the peer's FIN when
     /// `allow_half_open` is off); nothing more can be sent.
     #[error("socket write side has ended")]
@@ -23,6 +49,7 @@ impl From<WriteError> for io::Error {
         let kind = match e {
             WriteError::Ended => io::ErrorKind::BrokenPipe,
             WriteError::Closed => io::ErrorKind::NotConnected,
+            WriteError::BufferLimit { .. } => io::ErrorKind::OutOfMemory,
         };
         io::Error::new(kind, e)
     }
@@ -44,8 +71,32 @@ pub enum CloseError {
     /// A handler panicked; the socket was closed after its `error` handler ran.
     #[error("a handler panicked: {0}")]
     HandlerPanicked(String),
+    /// A write would have buffered more than `max_buffered` bytes (the peer stopped reading):
+    /// the write was refused, buffered bytes were dropped and the connection reset.
+    #[error(
+        "send buffer limit: a write of {refused} bytes refused with {buffered} buffered \
+         (max_buffered {limit}); buffered bytes dropped"
+    )]
+    BufferLimit {
+        /// Bytes buffered (and dropped) when the write came.
+        buffered: usize,
+        /// Bytes the refused write offered.
+        refused: usize,
+        /// The socket's `max_buffered`.
+        limit: usize,
+    },
+    /// TLS: the peer closed the TCP connection without sending `close_notify` first. Every
+    /// byte it sent was delivered, but it may have meant to send more (a truncation attack
+    /// looks the same). Many clients close this way; protocols that frame their own messages
+    /// (HTTP with a length) can treat it as a clean close.
+    #[error("TLS peer closed without close_notify (possible truncation)")]
+    TlsTruncated,
+    /// The socket's IO task was dropped while it was open: its runtime shut down. The OS
+    /// socket was closed; bytes still buffered were not sent.
+    #[error("the runtime shut down with the socket open")]
+    RuntimeShutdown,
     /// Any other IO failure, with the OS error code when there was one.
-    #[error("io error: {kind} (os error {code:?})")]
+    #[error("io error: {}", os_message(*kind, *code))]
     Io {
         /// The error's kind.
         kind: io::ErrorKind,
@@ -74,7 +125,9 @@ impl CloseError {
             CloseError::Reset => io::ErrorKind::ConnectionReset,
             CloseError::BrokenPipe => io::ErrorKind::BrokenPipe,
             CloseError::TimedOut => io::ErrorKind::TimedOut,
-            CloseError::HandlerPanicked(_) => io::ErrorKind::Other,
+            CloseError::HandlerPanicked(_) | CloseError::RuntimeShutdown => io::ErrorKind::Other,
+            CloseError::BufferLimit { .. } => io::ErrorKind::OutOfMemory,
+            CloseError::TlsTruncated => io::ErrorKind::UnexpectedEof,
             CloseError::Io { kind, .. } => *kind,
         }
     }
@@ -101,6 +154,20 @@ pub enum SocketError {
     /// The TLS session failed after its handshake (a bad record, say).
     #[error("TLS failure: {0}")]
     Tls(crate::tls::TlsError),
+    /// A write would have buffered more than `max_buffered` bytes; see
+    /// [`CloseError::BufferLimit`], which follows.
+    #[error(
+        "send buffer limit: a write of {refused} bytes refused with {buffered} buffered \
+         (max_buffered {limit})"
+    )]
+    BufferLimit {
+        /// Bytes buffered when the write came.
+        buffered: usize,
+        /// Bytes the refused write offered.
+        refused: usize,
+        /// The socket's `max_buffered`.
+        limit: usize,
+    },
 }
 
 impl From<SocketError> for io::Error {
@@ -149,7 +216,7 @@ pub enum ConnectError {
     #[error(transparent)]
     TlsConfig(#[from] crate::tls::TlsConfigError),
     /// Any other IO failure.
-    #[error("connect to {target} failed: {kind} (os error {code:?})")]
+    #[error("connect to {target} failed: {}", os_message(*kind, *code))]
     Io {
         /// What was connected to.
         target: String,
@@ -227,7 +294,7 @@ pub enum ListenError {
     #[error(transparent)]
     TlsConfig(#[from] crate::tls::TlsConfigError),
     /// Any other IO failure while binding or listening.
-    #[error("listen on {target} failed: {kind} (os error {code:?})")]
+    #[error("listen on {target} failed: {}", os_message(*kind, *code))]
     Io {
         /// The address or path.
         target: String,
@@ -268,5 +335,23 @@ impl ListenError {
 impl From<ListenError> for io::Error {
     fn from(e: ListenError) -> Self {
         io::Error::new(e.kind(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_print_the_os_message() {
+        let e = ListenError::from_io(&io::Error::from_raw_os_error(99), "10.9.9.9:80");
+        let text = e.to_string();
+        assert!(text.contains("(os error 99)"), "{text}");
+        assert!(!text.contains("Some("), "{text}");
+        let e = CloseError::Io {
+            kind: io::ErrorKind::Other,
+            code: None,
+        };
+        assert_eq!(e.to_string(), "io error: other error");
     }
 }

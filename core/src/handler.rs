@@ -18,9 +18,15 @@ use crate::tls::TlsError;
 /// impl Handler for Echo {
 ///     type Data = u64; // bytes echoed on this socket
 ///     fn data(&self, socket: &mut Socket<'_, u64>, bytes: &[u8]) {
-///         if let Ok(n) = socket.write(bytes) {
-///             *socket.data_mut() += n as u64;
+///         let (echoed, out) = socket.parts(); // the data and the writer together
+///         match out.write(bytes) {
+///             // Every byte is buffered; above the high-water mark, stop reading until the
+///             // peer has taken them (`drain` resumes reading by itself).
+///             Ok(status) if status.is_backpressured() => out.pause_until_drain(),
+///             Ok(_) => {}
+///             Err(_) => return, // ended or closed: `close` says why
 ///         }
+///         *echoed += bytes.len() as u64;
 ///     }
 /// }
 /// ```
@@ -35,8 +41,9 @@ pub trait Handler: Send + Sync + 'static {
     /// Bytes arrived. `bytes` borrows a shared read buffer: copy what you keep.
     fn data(&self, socket: &mut Socket<'_, Self::Data>, bytes: &[u8]) {}
 
-    /// A write was refused or short, and everything buffered has since been written: there is
-    /// room again. Fires once per refused-write episode.
+    /// A write reported backpressure (or a `try_write` was short, or `pause_until_drain` was
+    /// called), and everything buffered has since been written: produce again. Fires once per
+    /// episode; after `pause_until_drain`, reading has resumed when it runs.
     fn drain(&self, socket: &mut Socket<'_, Self::Data>) {}
 
     /// The peer sent FIN. With `allow_half_open` off the socket ends its side once this returns

@@ -24,7 +24,8 @@
 //!
 //! **One turn of the IO loop**, repeated until [`Driver::close_action`] is `Some`:
 //! 1. `now = Instant::now()`; [`Driver::handle_timeout`]`(now)`. Time only enters as these
-//!    arguments; the core never reads a clock.
+//!    arguments; the core never reads a clock. (This call also delivers TLS data that was
+//!    read while the socket was paused, once it is resumed: its deadline is then due at once.)
 //! 2. While [`Driver::interest`]`().read` and the socket is readable: read into a buffer (it
 //!    may be shared by every socket of the thread: the core never keeps it) and call
 //!    [`Driver::handle_read`]`(now, &mut buf[..n])` (TLS records are decrypted in place, so the
@@ -47,17 +48,62 @@
 //! `close` exactly once and last, nothing after it. Handlers run with no lock held, so a
 //! handler may write to any other socket.
 //!
+//! **Runtime shutdown.** If the IO task is dropped with the socket open (its runtime shut
+//! down), dropping the [`Driver`] closes the socket with [`CloseError::RuntimeShutdown`]: `close`
+//! runs once, the listener forgets the socket, and its reference is released.
+//!
 //! **Listeners.** The accept task polls [`ListenerShared::poll_stopped`] next to its accept;
 //! once stopped it closes the OS listener. [`ListenerShared::stop`]`(true)` asks every live
 //! socket to close; `reload` swaps the handlers of live and future sockets.
 //! [`RefCounter`] counts referenced listeners and sockets; `idle()` resolves when none is left.
 //!
+//! # The write contract: every byte, or a typed error
+//!
+//! [`Socket::write`] takes **every** byte it is given, or none with a [`WriteError`]; it
+//! never takes part of a write. Its [`WriteStatus`] says whether the send buffer is now at or
+//! above the high-water mark (256 KiB by default): if it is, stop producing until `drain`, most
+//! simply with [`Socket::pause_until_drain`], which stops reading and resumes it right before
+//! `drain` runs:
+//!
+//! ```
+//! # use sansock_core::{Handler, Socket};
+//! struct Echo;
+//! impl Handler for Echo {
+//!     type Data = ();
+//!     fn data(&self, socket: &mut Socket<'_, ()>, bytes: &[u8]) {
+//!         if socket.write(bytes).is_ok_and(|s| s.is_backpressured()) {
+//!             socket.pause_until_drain();
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! Code that ignores the status loses nothing: the buffer keeps growing, up to the hard
+//! ceiling `max_buffered` (16 MiB by default, per listener or connect). A write that would
+//! cross it is refused whole, `error` runs with [`SocketError::BufferLimit`], the socket closes
+//! with [`CloseError::BufferLimit`] (also logged through `tracing`), and the peer sees a reset,
+//! not a clean end: a program never ends with `close(None)` after bytes went missing. Writes
+//! after `end()` or on a closed socket return [`WriteError::Ended`] / [`WriteError::Closed`].
+//!
+//! Why this design: Node's `write` takes everything and returns a flag, and programs written
+//! for it are correct by default; Bun's returns a count that programs routinely drop (`let _ =`
+//! then cuts replies silently). Taking everything makes the first program correct; the ceiling
+//! keeps memory bounded when a peer never reads, and fails loudly instead of silently. Bun's
+//! exact semantics stay available as [`Socket::try_write`], which takes what fits under the
+//! high-water mark and returns the count, for callers that manage their own queue.
+//!
+//! A handler that keeps state while writing uses [`Socket::parts`], which gives the data and
+//! the socket's operations together (`data_mut()` and `write()` do not borrow-check at once).
+//!
 //! # Where sansock differs from Bun 1.4 (and why)
 //!
-//! - **`write` buffers.** Bun writes straight to the kernel and returns 0 once it is full; the
-//!   caller must keep the rest. sansock accepts up to the high-water mark (256 KiB by
-//!   default), returns how much it accepted, sends every accepted byte, and fires `drain` once
-//!   everything buffered has been written after a refused or short write.
+//! - **`write` takes every byte.** Bun writes straight to the kernel and returns how much it
+//!   took (0 once the kernel is full); the caller must keep the rest. sansock buffers all of it
+//!   (see the write contract above), sends every byte it took, and fires `drain` once
+//!   everything buffered has been written after the buffer reached the high-water mark.
+//!   `try_write` is Bun's `write`.
+//! - **TLS truncation is visible.** A TLS peer that closes TCP without `close_notify` after
+//!   the handshake ends with `close(Some(CloseError::TlsTruncated))`, not a clean close.
 //! - **Automatic corking.** All writes made during one dispatch go out in one vectored write.
 //! - **`end()` is graceful.** Bun's `end()` on plain TCP closes at once (and drops unsent data);
 //!   sansock flushes, sends FIN, keeps delivering data until the peer's FIN (at most the end
@@ -76,11 +122,11 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use sansock_core::{Connection, ConnectionConfig, Event};
+//! use sansock_core::{Connection, ConnectionConfig, Event, WriteStatus};
 //! let now = Instant::now();
 //! let mut conn = Connection::new(ConnectionConfig::default(), now);
 //! assert_eq!(conn.poll_event(), Some(Event::Open));
-//! assert_eq!(conn.write(b"hello"), Ok(5));
+//! assert_eq!(conn.write(b"hello"), Ok(WriteStatus::Ready));
 //! let mut slices = [std::io::IoSlice::new(&[]); 8];
 //! let n = conn.io_slices(&mut slices);
 //! assert_eq!(&*slices[0], b"hello");
@@ -101,6 +147,7 @@ mod connection;
 mod driver;
 mod error;
 mod handler;
+mod jobs;
 mod listener;
 mod options;
 mod refs;
@@ -110,15 +157,19 @@ mod timer;
 pub mod tls;
 
 pub use addr::{Addr, SocketAddrs};
-pub use connection::{CloseAction, Connection, ConnectionConfig, Event, DEFAULT_END_LINGER};
+pub use connection::{
+    CloseAction, Connection, ConnectionConfig, Event, WriteStatus, DEFAULT_END_LINGER,
+    DEFAULT_MAX_BUFFERED,
+};
 pub use driver::{report_connect_error, Driver, Interest};
 pub use error::{CloseError, ConnectError, ListenError, SocketError, WriteError};
 pub use handler::Handler;
+pub use jobs::{TlsReceive, Transmit};
 pub use listener::ListenerShared;
 pub use options::{ConnectOptions, DataFactory, Endpoint, ListenOptions, MAX_UNIX_PATH};
 pub use refs::{Idle, RefCounter, RefGuard};
 pub use sink::{Sink, DEFAULT_HIGH_WATER_MARK};
-pub use socket::{Corked, Socket, SocketHandle, SocketOption};
+pub use socket::{Corked, Socket, SocketHandle, SocketOption, SocketRef};
 
 pub use bytes::Bytes;
 

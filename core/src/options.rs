@@ -5,13 +5,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{ConnectionConfig, DEFAULT_END_LINGER};
+use crate::connection::{ConnectionConfig, DEFAULT_END_LINGER, DEFAULT_MAX_BUFFERED};
 use crate::error::{ConnectError, ListenError};
 use crate::sink::DEFAULT_HIGH_WATER_MARK;
 use crate::tls::{ClientTlsOptions, ServerTlsOptions};
 
-/// Longest Unix socket path Linux accepts (`sun_path` is 108 bytes with the NUL).
+/// Longest Unix socket path the OS accepts, in bytes without the NUL: `sun_path` is 108 bytes
+/// on Linux and Android, 104 on macOS, iOS and the BSDs.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub const MAX_UNIX_PATH: usize = 107;
+/// Longest Unix socket path the OS accepts, in bytes without the NUL: `sun_path` is 108 bytes
+/// on Linux and Android, 104 on macOS, iOS and the BSDs.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const MAX_UNIX_PATH: usize = 103;
 
 /// Where to listen or connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,21 @@ impl Endpoint {
                 }
                 if host.contains('\0') {
                     return Err(("host", "must not contain NUL bytes".into()));
+                }
+                // Brackets are IPv6 syntax (`[::1]`, `[fe80::1%eth0]`): around anything else,
+                // or unbalanced, they are a mistake, refused before anything is dialled.
+                if host.starts_with('[') || host.ends_with(']') {
+                    let ipv6 = host
+                        .strip_prefix('[')
+                        .and_then(|h| h.strip_suffix(']'))
+                        .and_then(|h| h.split('%').next())
+                        .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+                    if !ipv6 {
+                        return Err((
+                            "host",
+                            format!("brackets are only for IPv6 literals, not {host:?}"),
+                        ));
+                    }
                 }
                 Ok(())
             }
@@ -108,8 +129,11 @@ pub struct ListenOptions<D> {
     pub exclusive: bool,
     /// The accept backlog.
     pub backlog: u32,
-    /// Per-socket send buffer bound.
+    /// Per-socket send buffer level at which `write` reports backpressure.
     pub high_water_mark: usize,
+    /// Per-socket hard ceiling on the send buffer (16 MiB by default): a write beyond it
+    /// closes the socket with `CloseError::BufferLimit`.
+    pub max_buffered: usize,
     /// How long `end()` waits for the peer's FIN.
     pub end_linger: Duration,
     /// `TCP_NODELAY` on accepted sockets (default on: sansock coalesces writes itself).
@@ -144,6 +168,7 @@ impl<D: Default + 'static> ListenOptions<D> {
             exclusive: false,
             backlog: 1024,
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            max_buffered: DEFAULT_MAX_BUFFERED,
             end_linger: DEFAULT_END_LINGER,
             nodelay: true,
             data: Arc::new(D::default),
@@ -167,6 +192,7 @@ impl ListenOptions<()> {
             exclusive: self.exclusive,
             backlog: self.backlog,
             high_water_mark: self.high_water_mark,
+            max_buffered: self.max_buffered,
             end_linger: self.end_linger,
             nodelay: self.nodelay,
             data: Arc::new(make),
@@ -206,6 +232,11 @@ impl<D> ListenOptions<D> {
         self.high_water_mark = bytes.max(1);
         self
     }
+    /// Sets [`max_buffered`](Self::max_buffered) (raised to the high-water mark if below it).
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = bytes.max(1);
+        self
+    }
     /// Sets [`end_linger`](Self::end_linger).
     pub fn end_linger(mut self, linger: Duration) -> Self {
         self.end_linger = linger;
@@ -225,6 +256,7 @@ impl<D> ListenOptions<D> {
     pub fn connection_config(&self) -> ConnectionConfig {
         ConnectionConfig::default()
             .high_water_mark(self.high_water_mark)
+            .max_buffered(self.max_buffered)
             .allow_half_open(self.allow_half_open)
             .end_linger(self.end_linger)
     }
@@ -251,8 +283,11 @@ pub struct ConnectOptions<D> {
     pub data: D,
     /// See [`ConnectionConfig::allow_half_open`].
     pub allow_half_open: bool,
-    /// Send buffer bound.
+    /// Send buffer level at which `write` reports backpressure.
     pub high_water_mark: usize,
+    /// Hard ceiling on the send buffer (16 MiB by default): a write beyond it closes the
+    /// socket with `CloseError::BufferLimit`.
+    pub max_buffered: usize,
     /// How long `end()` waits for the peer's FIN.
     pub end_linger: Duration,
     /// `TCP_NODELAY` (default on).
@@ -283,6 +318,7 @@ impl<D: Default> ConnectOptions<D> {
             data: D::default(),
             allow_half_open: false,
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            max_buffered: DEFAULT_MAX_BUFFERED,
             end_linger: DEFAULT_END_LINGER,
             nodelay: true,
             timeout: None,
@@ -299,6 +335,7 @@ impl ConnectOptions<()> {
             data,
             allow_half_open: self.allow_half_open,
             high_water_mark: self.high_water_mark,
+            max_buffered: self.max_buffered,
             end_linger: self.end_linger,
             nodelay: self.nodelay,
             timeout: self.timeout,
@@ -316,6 +353,11 @@ impl<D> ConnectOptions<D> {
     /// Sets [`high_water_mark`](Self::high_water_mark).
     pub fn high_water_mark(mut self, bytes: usize) -> Self {
         self.high_water_mark = bytes.max(1);
+        self
+    }
+    /// Sets [`max_buffered`](Self::max_buffered) (raised to the high-water mark if below it).
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = bytes.max(1);
         self
     }
     /// Sets [`end_linger`](Self::end_linger).
@@ -342,6 +384,7 @@ impl<D> ConnectOptions<D> {
     pub fn connection_config(&self) -> ConnectionConfig {
         ConnectionConfig::default()
             .high_water_mark(self.high_water_mark)
+            .max_buffered(self.max_buffered)
             .allow_half_open(self.allow_half_open)
             .end_linger(self.end_linger)
     }
@@ -350,5 +393,67 @@ impl<D> ConnectOptions<D> {
         self.endpoint
             .check()
             .map_err(|(field, problem)| ConnectError::InvalidOption { field, problem })
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    fn tcp(host: &str) -> Endpoint {
+        Endpoint::Tcp {
+            host: host.into(),
+            port: 1,
+        }
+    }
+
+    #[test]
+    fn brackets_are_for_ipv6_literals_only() {
+        for ok in ["[::1]", "::1", "[fe80::1%eth0]", "127.0.0.1", "localhost"] {
+            assert_eq!(tcp(ok).check(), Ok(()), "{ok}");
+        }
+        for bad in [
+            "[127.0.0.1]",
+            "[localhost]",
+            "[example.com]",
+            "[::1",
+            "::1]",
+            "[[::1]]",
+            "[]",
+        ] {
+            let (field, problem) = tcp(bad).check().expect_err(bad);
+            assert_eq!(field, "host", "{bad}");
+            assert!(!problem.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_bracketed_ipv4_host_is_an_invalid_option_on_listen_and_connect() {
+        let listen = ListenOptions::<()>::tcp("[127.0.0.1]", 0).validate();
+        assert!(
+            matches!(
+                listen,
+                Err(ListenError::InvalidOption { field: "host", .. })
+            ),
+            "{listen:?}"
+        );
+        let connect = ConnectOptions::<()>::tcp("[127.0.0.1]", 1).validate();
+        assert!(
+            matches!(
+                connect,
+                Err(ConnectError::InvalidOption { field: "host", .. })
+            ),
+            "{connect:?}"
+        );
+        assert!(ListenOptions::<()>::tcp("[::1]", 0).validate().is_ok());
+        assert!(ConnectOptions::<()>::tcp("[::1]", 1).validate().is_ok());
+    }
+
+    #[test]
+    fn unix_paths_up_to_the_platform_limit_are_accepted() {
+        let longest = Endpoint::Unix("x".repeat(MAX_UNIX_PATH).into());
+        assert_eq!(longest.check(), Ok(()));
+        let longer = Endpoint::Unix("x".repeat(MAX_UNIX_PATH + 1).into());
+        assert_eq!(longer.check().map_err(|(f, _)| f), Err("unix"));
     }
 }

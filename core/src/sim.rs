@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     Addr, Bytes, CloseAction, CloseError, ConnectionConfig, Driver, Handler, ListenerShared,
-    RefCounter, Sink, Socket, SocketAddrs, SocketError, SocketHandle,
+    RefCounter, Sink, Socket, SocketAddrs, SocketError, SocketHandle, WriteStatus,
 };
 
 static SIM_REFS: RefCounter = RefCounter::new();
@@ -91,7 +91,7 @@ pub struct SideLog {
 }
 
 impl SideLog {
-    /// Records the outcome of a write of `offered` bytes.
+    /// Records the outcome of a `try_write` of `offered` bytes.
     fn record_write(&mut self, offered: &[u8], result: Result<usize, crate::WriteError>) {
         if let Ok(n) = result {
             self.accepted.extend_from_slice(&offered[..n]);
@@ -99,6 +99,20 @@ impl SideLog {
                 self.drain_owed = true;
             }
         }
+    }
+
+    /// Records the outcome of a `write` (all or nothing) of `offered` bytes.
+    fn record_write_all(
+        &mut self,
+        offered: &[u8],
+        result: Result<WriteStatus, crate::WriteError>,
+    ) -> Result<WriteStatus, crate::WriteError> {
+        let status = result?;
+        self.accepted.extend_from_slice(offered);
+        if status.is_backpressured() {
+            self.drain_owed = true;
+        }
+        Ok(status)
     }
 
     /// Records the first violation only.
@@ -113,18 +127,29 @@ impl SideLog {
 pub type Script = Arc<dyn Fn(&Seen, &mut Socket<'_, SimData>) + Send + Sync>;
 
 /// The per-socket data of simulated sockets: where to record.
+#[derive(Default)]
 pub struct SimData {
     log: Arc<Mutex<SideLog>>,
 }
 
-/// Writes through `socket` and records what was accepted.
+/// `try_write`s through `socket` (Bun's semantics: takes what fits under the high-water
+/// mark) and records what was accepted.
 pub fn sim_write(
     socket: &mut Socket<'_, SimData>,
     bytes: &[u8],
 ) -> Result<usize, crate::WriteError> {
-    let r = socket.write(bytes);
+    let r = socket.try_write(bytes);
     lock(&socket.data().log).record_write(bytes, r);
     r
+}
+
+/// `write`s all of `bytes` through `socket` (or none, with an error) and records it.
+pub fn sim_write_all(
+    socket: &mut Socket<'_, SimData>,
+    bytes: &[u8],
+) -> Result<WriteStatus, crate::WriteError> {
+    let r = socket.write(bytes);
+    lock(&socket.data().log).record_write_all(bytes, r)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -270,27 +295,33 @@ impl SimEnd {
         self.driver.handle()
     }
 
-    /// Writes through this end's handle (from outside any handler) and records what was
-    /// accepted.
+    /// `try_write`s through this end's handle (from outside any handler) and records what
+    /// was accepted.
     pub fn write(&self, bytes: &[u8]) -> Result<usize, crate::WriteError> {
-        let r = self.handle().write(bytes);
+        let r = self.handle().try_write(bytes);
         self.log().record_write(bytes, r);
         r
     }
 
-    /// Like [`write`](Self::write) with an owned buffer (`SocketHandle::write_bytes`: large
-    /// chunks are queued without a copy).
-    pub fn write_bytes(&self, bytes: &[u8]) -> Result<usize, crate::WriteError> {
+    /// `write`s all of `bytes` through this end's handle and records it.
+    pub fn write_all(&self, bytes: &[u8]) -> Result<WriteStatus, crate::WriteError> {
+        let r = self.handle().write(bytes);
+        self.log().record_write_all(bytes, r)
+    }
+
+    /// Like [`write_all`](Self::write_all) with an owned buffer (`SocketHandle::write_bytes`:
+    /// large chunks are queued without a copy).
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<WriteStatus, crate::WriteError> {
         let r = self.handle().write_bytes(Bytes::copy_from_slice(bytes));
-        self.log().record_write(bytes, r);
-        r
+        self.log().record_write_all(bytes, r)
     }
 
     /// `SocketHandle::end_with` from outside, recording what was accepted.
-    pub fn end_with(&self, bytes: &[u8]) -> Result<usize, crate::WriteError> {
+    pub fn end_with(&self, bytes: &[u8]) -> Result<(), crate::WriteError> {
         let r = self.handle().end_with(bytes);
-        self.log().record_write(bytes, r);
-        r
+        self.log()
+            .record_write_all(bytes, r.map(|()| WriteStatus::Ready))
+            .map(|_| ())
     }
 
     /// The recorded log.
@@ -477,6 +508,13 @@ impl Pair {
         self.now += by;
     }
 
+    /// A bare FIN from its peer reaches `side` after what is in flight (the peer's TCP
+    /// connection ends without anything else: over TLS, without close_notify). The peer's own
+    /// state does not change.
+    pub fn inject_bare_fin(&mut self, side: Side) {
+        self.ends[side as usize].fin_in = true;
+    }
+
     /// Makes the link reset: `side` sees a connection reset after what is in flight.
     pub fn inject_reset(&mut self, side: Side) {
         let end = &mut self.ends[side as usize];
@@ -493,7 +531,7 @@ impl Pair {
     }
 
     /// `end_with(bytes)` on `side` (see [`SimEnd::end_with`]).
-    pub fn end_side_with(&mut self, side: Side, bytes: &[u8]) -> Result<usize, crate::WriteError> {
+    pub fn end_side_with(&mut self, side: Side, bytes: &[u8]) -> Result<(), crate::WriteError> {
         self.note_end(side);
         self.ends[side as usize].end_with(bytes)
     }
@@ -693,19 +731,20 @@ impl Pair {
             let state = handle.shared.lock();
             (
                 state.conn.buffered_amount(),
-                state.conn.high_water_mark(),
+                state.conn.max_buffered(),
                 state.conn.is_closed(),
                 !state.conn.is_tls(),
             )
         };
         let deadline = end.driver.interest().deadline;
         let mut log = end.log();
-        // Writes stop at the high-water mark; over TLS, encrypting what they accepted adds
-        // record overhead (at most 64 bytes per 16 KiB record, plus post-handshake messages).
+        // Writes stop at `max_buffered` (`try_write` at the high-water mark); over TLS,
+        // encrypting what they accepted adds record overhead (at most 64 bytes per 16 KiB
+        // record, plus post-handshake messages).
         let slack = if plain { 0 } else { hwm / 256 + 1024 };
         if buffered > hwm + slack {
             log.violate(format!(
-                "buffered {buffered} bytes above the high-water mark {hwm}"
+                "buffered {buffered} bytes above max_buffered {hwm}"
             ));
         }
         if matches!(deadline, Some(d) if d < now) {
@@ -819,8 +858,17 @@ impl Pair {
             // reset with a timed-out close error.
             let close_timed_out = did[i].close
                 && end.log().events.last() == Some(&Seen::Close(Some(CloseError::TimedOut)));
+            // A write beyond `max_buffered` resets the connection on its own.
+            let buffer_limit = end
+                .log()
+                .events
+                .iter()
+                .any(|e| matches!(e, Seen::Close(Some(CloseError::BufferLimit { .. }))));
             if (end.closed_with == Some(CloseAction::Reset))
-                != (did[i].terminate_while_open || close_timed_out || handshake_timed_out[i])
+                != (did[i].terminate_while_open
+                    || close_timed_out
+                    || handshake_timed_out[i]
+                    || buffer_limit)
             {
                 return fail(format!(
                     "end {i}: closed with {:?}; a reset close is exactly a terminate while open, \

@@ -134,21 +134,33 @@ impl Sink {
     /// Copies as much of `data` as fits under the high-water mark; returns how much.
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.room());
-        if n > 0 {
-            self.reserve_tail(n);
-            self.tail.extend_from_slice(&data[..n]);
-            self.len += n;
-        }
+        self.push(&data[..n]);
         n
     }
 
     /// Queues as much of `data` as fits, without copying large chunks; returns how much.
     pub fn write_bytes(&mut self, mut data: Bytes) -> usize {
         let n = data.len().min(self.room());
-        if n == 0 {
-            return 0;
-        }
         data.truncate(n);
+        self.push_bytes(data);
+        n
+    }
+
+    /// Copies all of `data`, whatever the high-water mark (the caller bounds the total).
+    pub fn push(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.reserve_tail(data.len());
+            self.tail.extend_from_slice(data);
+            self.len += data.len();
+        }
+    }
+
+    /// Queues all of `data` without copying it when large, whatever the high-water mark.
+    pub fn push_bytes(&mut self, data: Bytes) {
+        let n = data.len();
+        if n == 0 {
+            return;
+        }
         if n < COPY_THRESHOLD {
             self.reserve_tail(n);
             self.tail.extend_from_slice(&data);
@@ -159,7 +171,29 @@ impl Sink {
             self.chunks.push_back(data);
         }
         self.len += n;
-        n
+    }
+
+    /// Moves every byte of `later` behind this sink's bytes, leaving `later` empty.
+    pub fn append(&mut self, later: &mut Sink) {
+        if later.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            // The common case when writes raced a transmit: take `later`'s buffers whole.
+            std::mem::swap(&mut self.chunks, &mut later.chunks);
+            std::mem::swap(&mut self.tail, &mut later.tail);
+            self.len = later.len;
+            later.len = 0;
+            return;
+        }
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.chunks.extend(later.chunks.drain(..));
+        self.len += later.len - later.tail.len();
+        let tail = later.tail.split();
+        self.push(&tail);
+        later.len = 0;
     }
 
     /// Fills `out` with slices of the buffered bytes, oldest first, for one vectored write;

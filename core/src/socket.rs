@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::addr::SocketAddrs;
-use crate::connection::Connection;
+use crate::connection::{Connection, WriteStatus};
 use crate::error::WriteError;
 use crate::handler::Handler;
 use crate::listener::ListenerShared;
@@ -34,6 +34,8 @@ pub(crate) struct SharedState<D> {
     pub(crate) waker: Option<Waker>,
     pub(crate) options: Vec<SocketOption>,
     pub(crate) ref_guard: Option<RefGuard>,
+    /// Open [`SocketHandle::cork`] scopes: the IO task writes nothing while any is open.
+    pub(crate) corks: usize,
 }
 
 /// What a socket's handles, handlers and IO task share.
@@ -68,29 +70,62 @@ impl<D> Shared<D> {
 /// must be woken to act (it need not be from inside its own handlers: it flushes after them).
 macro_rules! socket_ops {
     ($wake:expr) => {
-        /// Accepts as much of `data` as fits under the high-water mark and returns how much.
-        /// `Ok(0)` (or a short count) is backpressure: `drain` fires once there is room.
-        /// Every write made during one dispatch goes out in one vectored write.
-        pub fn write(&self, data: &[u8]) -> Result<usize, WriteError> {
-            self.shared().with($wake, |s| s.conn.write(data))
+        /// Takes every byte of `data` for sending and says whether the send buffer is now at or
+        /// above the high-water mark ([`WriteStatus::Backpressured`]: stop producing until
+        /// `drain`, for example with [`pause_until_drain`](Self::pause_until_drain)). Ignoring
+        /// the status loses nothing. Every write made during one dispatch goes out in one
+        /// vectored write.
+        ///
+        /// Errors (nothing of `data` is taken): the socket [`Ended`](WriteError::Ended) or
+        /// [`Closed`](WriteError::Closed), or taking `data` would put more than `max_buffered`
+        /// bytes in the buffer ([`BufferLimit`](WriteError::BufferLimit)): the socket then
+        /// closes, `error` and `close` say why, and the peer sees a reset.
+        pub fn write(&self, data: &[u8]) -> Result<WriteStatus, WriteError> {
+            self.warn_refused(self.shared().with($wake, |s| s.conn.write(data)))
         }
 
         /// Like [`write`](Self::write) for an owned buffer: large chunks are queued without a
         /// copy.
-        pub fn write_bytes(&self, data: Bytes) -> Result<usize, WriteError> {
-            self.shared().with($wake, |s| s.conn.write_bytes(data))
+        pub fn write_bytes(&self, data: Bytes) -> Result<WriteStatus, WriteError> {
+            self.warn_refused(self.shared().with($wake, |s| s.conn.write_bytes(data)))
         }
 
-        /// Writes `data` (as [`write`](Self::write)), then [`end`](Self::end)s; returns how
-        /// much of `data` was accepted. What was not accepted is not sent.
-        pub fn end_with(&self, data: &[u8]) -> Result<usize, WriteError> {
-            self.shared().with($wake, |s| {
+        /// Bun's `write`: takes as much of `data` as fits under the high-water mark and returns
+        /// how much (`Ok(0)` when full). Keep the rest yourself and write it on `drain`, which
+        /// a short count arms. For callers that manage their own queue; most code wants
+        /// [`write`](Self::write).
+        pub fn try_write(&self, data: &[u8]) -> Result<usize, WriteError> {
+            self.warn_refused(self.shared().with($wake, |s| s.conn.try_write(data)))
+        }
+
+        /// Writes all of `data` (as [`write`](Self::write)), then [`end`](Self::end)s. The
+        /// socket ends even when the write is refused.
+        pub fn end_with(&self, data: &[u8]) -> Result<(), WriteError> {
+            let written = self.shared().with($wake, |s| {
                 // End even when the write is refused (already ended, say): `end` must still
                 // arm the linger. Found by the `connection` fuzz target.
                 let written = s.conn.write(data);
                 s.conn.end();
                 written
-            })
+            });
+            self.warn_refused(written).map(|_| ())
+        }
+
+        /// A refused write is logged (at debug: the caller has the typed error too), so code
+        /// that drops the result still leaves a trace of the bytes that went nowhere.
+        fn warn_refused<T>(&self, r: Result<T, WriteError>) -> Result<T, WriteError> {
+            if let Err(e @ (WriteError::Ended | WriteError::Closed)) = &r {
+                tracing::debug!(remote = %self.shared().addrs.remote, error = %e, "write refused");
+            }
+            r
+        }
+
+        /// Stops delivering `data` until `drain` fires (reading resumes by itself just before
+        /// it): what to do when [`write`](Self::write) returns
+        /// [`WriteStatus::Backpressured`]. `drain` fires once everything buffered is written
+        /// (at the next flush if nothing is).
+        pub fn pause_until_drain(&self) {
+            self.shared().with($wake, |s| s.conn.pause_until_drain())
         }
 
         /// Graceful end: every accepted byte is flushed, then FIN; incoming data is still
@@ -236,6 +271,54 @@ impl<D: Send + 'static> Socket<'_, D> {
         std::mem::replace(self.data, data)
     }
 
+    /// The user data and the socket's operations at once, so a handler can update its state
+    /// while writing (`data_mut` and `write` together do not borrow-check):
+    ///
+    /// ```
+    /// # use sansock_core::{Handler, Socket};
+    /// struct Counter;
+    /// impl Handler for Counter {
+    ///     type Data = u64; // lines seen
+    ///     fn data(&self, socket: &mut Socket<'_, u64>, bytes: &[u8]) {
+    ///         let (lines, out) = socket.parts();
+    ///         for _ in bytes.iter().filter(|&&b| b == b'\n') {
+    ///             *lines += 1;
+    ///             if out.write(format!("{lines}\n").as_bytes()).is_err() {
+    ///                 return; // closed: `close` tells why
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn parts(&mut self) -> (&mut D, SocketRef<'_, D>) {
+        (
+            &mut *self.data,
+            SocketRef {
+                shared: self.shared,
+            },
+        )
+    }
+
+    /// A cloneable, `Send` handle to this socket, usable outside handlers.
+    pub fn handle(&self) -> SocketHandle<D> {
+        SocketHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The operations of a [`Socket`] without its user data, from [`Socket::parts`].
+pub struct SocketRef<'a, D> {
+    shared: &'a Arc<Shared<D>>,
+}
+
+impl<D: Send + 'static> SocketRef<'_, D> {
+    fn shared(&self) -> &Shared<D> {
+        self.shared
+    }
+
+    socket_ops!(false);
+
     /// A cloneable, `Send` handle to this socket, usable outside handlers.
     pub fn handle(&self) -> SocketHandle<D> {
         SocketHandle {
@@ -291,26 +374,57 @@ impl<D: Send + 'static> SocketHandle<D> {
     socket_ops!(true);
 
     /// Runs `f` with the socket's writes held back: everything written inside goes out in one
-    /// vectored write afterwards (an explicit cork scope).
-    pub fn cork<R>(&self, f: impl FnOnce(&mut Corked<'_>) -> R) -> R {
-        self.shared
-            .with(true, |s| f(&mut Corked { conn: &mut s.conn }))
+    /// vectored write afterwards (an explicit cork scope). No lock is held while `f` runs, so
+    /// it may write to this or any other socket (through any handle); the IO task only waits
+    /// with its writes until the outermost scope ends (also if `f` panics).
+    pub fn cork<R>(&self, f: impl FnOnce(&mut Corked<'_, D>) -> R) -> R {
+        self.shared.with(false, |s| s.corks += 1);
+        let _uncork = Uncork(&self.shared);
+        f(&mut Corked {
+            shared: &self.shared,
+        })
+    }
+}
+
+/// Ends a cork scope, on return or unwind: the last one wakes the IO task to flush.
+struct Uncork<'a, D>(&'a Shared<D>);
+
+impl<D> Drop for Uncork<'_, D> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.0.lock();
+            state.corks -= 1;
+            if state.corks == 0 {
+                state.waker.clone()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
 /// Writes inside a [`SocketHandle::cork`] scope.
-pub struct Corked<'a> {
-    conn: &'a mut Connection,
+pub struct Corked<'a, D> {
+    shared: &'a Shared<D>,
 }
 
-impl Corked<'_> {
+impl<D> Corked<'_, D> {
     /// As [`SocketHandle::write`].
-    pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
-        self.conn.write(data)
+    pub fn write(&mut self, data: &[u8]) -> Result<WriteStatus, WriteError> {
+        self.shared.lock().conn.write(data)
     }
 
-    /// Bytes buffered now (no flush can run inside the scope).
+    /// As [`SocketHandle::try_write`].
+    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.shared.lock().conn.try_write(data)
+    }
+
+    /// Bytes buffered now (the IO task sends nothing until the scope ends, so only writes can
+    /// change it).
     pub fn buffered_amount(&self) -> usize {
-        self.conn.buffered_amount()
+        self.shared.lock().conn.buffered_amount()
     }
 }

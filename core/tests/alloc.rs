@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sansock_core::{
     Addr, Bytes, Connection, ConnectionConfig, Event, Handler, ListenerShared, RefCounter, Sink,
-    Socket, SocketAddrs,
+    Socket, SocketAddrs, WriteStatus,
 };
 
 struct Counting;
@@ -99,8 +99,9 @@ impl Handler for Echo {
         socket.set_timeout(Duration::from_secs(30));
     }
     fn data(&self, socket: &mut Socket<'_, u64>, bytes: &[u8]) {
-        if let Ok(n) = socket.write(bytes) {
-            *socket.data_mut() += n as u64;
+        let (echoed, out) = socket.parts();
+        if out.write(bytes).is_ok() {
+            *echoed += bytes.len() as u64;
         }
     }
 }
@@ -189,7 +190,7 @@ fn connection_steady_state_allocates_nothing() {
         now += Duration::from_micros(50);
         conn.handle_timeout(now);
         assert!(conn.handle_read(now, READ));
-        assert_eq!(conn.write(&buf[..READ]), Ok(READ));
+        assert_eq!(conn.write(&buf[..READ]), Ok(WriteStatus::Ready));
         // Two vectored writes, the first one partial, as a busy kernel would take them.
         for take in [READ / 2, usize::MAX] {
             let written = {
@@ -225,11 +226,11 @@ fn connection_writes(
     measure_warm(what, || {
         now += Duration::from_micros(50);
         for chunk in chunks {
-            let (r, len) = match *chunk {
-                Ok(borrowed) => (conn.write(borrowed), borrowed.len()),
-                Err(owned) => (conn.write_bytes(Bytes::from_static(owned)), owned.len()),
+            let r = match *chunk {
+                Ok(borrowed) => conn.write(borrowed),
+                Err(owned) => conn.write_bytes(Bytes::from_static(owned)),
             };
-            assert_eq!(r, Ok(len));
+            assert_eq!(r, Ok(WriteStatus::Ready));
         }
         let mut slices = [IoSlice::new(&[]); 8];
         let n = conn.io_slices(&mut slices);

@@ -563,13 +563,14 @@ mod transfer {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
         fn both_directions_deliver_exactly_what_was_accepted(
-            read_chunk in prop_oneof![1..40usize, 1..6000usize, 1..70_000usize],
+            read_chunk in prop_oneof![1..40usize, 1..6000usize, 1..70_000usize, 100_000..300_000usize],
             write_chunk in prop_oneof![1..6000usize, 1..70_000usize],
-            capacity in 2000..200_000usize,
+            capacity in prop_oneof![2000..200_000usize, 200_000..400_000usize],
             hwm in 1000..100_000usize,
             server_writes in prop::collection::vec(write_size(), 1..8),
             client_writes in prop::collection::vec(write_size(), 1..8),
             client_pauses in any::<bool>(),
+            client_pauses_in_data in any::<bool>(),
         ) {
             let total: usize = server_writes.iter().chain(&client_writes).sum();
             let next = std::sync::atomic::AtomicUsize::new(0);
@@ -586,7 +587,22 @@ mod transfer {
                     }
                 }
             });
+            // Paused in `data`: nothing more may arrive until the test resumes it, even when the
+            // same read brought many more records.
+            let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let data_while_paused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (paused2, dwp2) = (paused.clone(), data_while_paused.clone());
+            let paused_once = std::sync::atomic::AtomicBool::new(false);
             let client = SimHandler::new(move |seen, s| {
+                use std::sync::atomic::Ordering::SeqCst;
+                if let Seen::Data(_) = seen {
+                    if paused2.load(SeqCst) {
+                        dwp2.fetch_add(1, SeqCst);
+                    } else if client_pauses_in_data && !paused_once.swap(true, SeqCst) {
+                        paused2.store(true, SeqCst);
+                        s.pause();
+                    }
+                }
                 if *seen == Seen::Open {
                     if client_pauses {
                         s.pause();
@@ -612,7 +628,13 @@ mod transfer {
             // Every round that does not settle moves at least one byte.
             let rounds = 20_000 + 2 * total;
             p.run_for(rounds);
-            if client_pauses {
+            // Paused in `open`, then maybe again at the first `data` after that resume.
+            for _ in 0..2 {
+                prop_assert_eq!(
+                    data_while_paused.load(std::sync::atomic::Ordering::SeqCst), 0,
+                    "data delivered while paused"
+                );
+                paused.store(false, std::sync::atomic::Ordering::SeqCst);
                 p.end(Side::Client).handle().resume();
                 p.run_for(rounds);
             }
@@ -625,5 +647,107 @@ mod transfer {
                 prop_assert!(received == accepted, "bytes differ");
             }
         }
+    }
+}
+
+#[test]
+fn pause_in_data_stops_delivery_within_one_read_and_resume_delivers_the_rest() {
+    // The server sends 200 KB in many records; the client reads them in one large read and
+    // pauses at its first `data`: nothing more may arrive until it resumes (the review found
+    // 134,464 more bytes delivered from the same read).
+    let server = SimHandler::new(|seen, s| {
+        if let Seen::Handshake(true, _) = seen {
+            for i in 0..50u8 {
+                sim_write(s, &[i; 4000]).unwrap();
+            }
+        }
+    });
+    let seen_data = std::sync::atomic::AtomicUsize::new(0);
+    let client = SimHandler::new(move |seen, s| {
+        if let Seen::Data(_) = seen {
+            if seen_data.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                s.pause();
+            }
+        }
+    });
+    let config = PairConfig {
+        server: ConnectionConfig::default().high_water_mark(1 << 20),
+        client: ConnectionConfig::default(),
+    };
+    let mut p = Pair::with_tls(
+        config,
+        Some((server_tls(default_server()), client_tls(trusting_client()))),
+        server,
+        client,
+    );
+    p.read_chunk = 1 << 20;
+    p.capacity = 1 << 20;
+    p.run();
+    p.check().unwrap();
+    let first = p.end(Side::Client).log().received.len();
+    assert!(first > 0 && first < 200_000, "first data: {first} bytes");
+    let data_events = |p: &Pair| {
+        p.end(Side::Client)
+            .log()
+            .events
+            .iter()
+            .filter(|e| matches!(e, Seen::Data(_)))
+            .count()
+    };
+    assert_eq!(data_events(&p), 1, "one data event while paused");
+    p.advance(Duration::from_secs(1));
+    p.run();
+    assert_eq!(p.end(Side::Client).log().received.len(), first, "paused");
+    p.end(Side::Client).handle().resume();
+    p.run();
+    p.check().unwrap();
+    assert_eq!(p.end(Side::Client).log().received.len(), 200_000);
+    assert_eq!(
+        p.end(Side::Client).log().received,
+        p.end(Side::Server).log().accepted
+    );
+}
+
+#[test]
+fn a_bare_fin_after_the_handshake_is_reported_as_truncation() {
+    let server = SimHandler::new(|seen, s| {
+        if let Seen::Handshake(true, _) = seen {
+            sim_write(s, b"partial answ").unwrap();
+        }
+    });
+    let mut p = pair(default_server(), trusting_client(), server, quiet());
+    p.run();
+    // The server's TCP connection ends without close_notify (a crash, or an attacker cutting
+    // the stream): the client gets every byte, then `end`, and a close that says so.
+    p.inject_bare_fin(Side::Client);
+    p.run();
+    p.check().unwrap();
+    let client = p.end(Side::Client).log().events.clone();
+    assert_eq!(p.end(Side::Client).log().received, b"partial answ");
+    assert!(client.contains(&Seen::End), "{client:?}");
+    assert_eq!(
+        client.last(),
+        Some(&Seen::Close(Some(sansock_core::CloseError::TlsTruncated)))
+    );
+}
+
+#[test]
+fn close_notify_then_fin_is_a_clean_close() {
+    let client = SimHandler::new(|seen, s| {
+        if let Seen::Handshake(true, _) = seen {
+            s.end();
+        }
+    });
+    let mut p = pair(default_server(), trusting_client(), quiet(), client);
+    p.run();
+    p.advance(Duration::from_secs(11));
+    p.run();
+    p.check().unwrap();
+    for side in [Side::Server, Side::Client] {
+        assert_eq!(
+            p.end(side).log().events.last(),
+            Some(&Seen::Close(None)),
+            "{side:?}"
+        );
     }
 }

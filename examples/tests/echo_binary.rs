@@ -113,6 +113,13 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn echo_binary_serves_tls_with_a_self_signed_certificate() {
+    assert!(
+        Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "this test needs the `openssl` command; install it (`.ci/run` does)"
+    );
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_echo"))
             .args(["--port", "0", "--tls-self-signed"])
@@ -130,10 +137,6 @@ fn echo_binary_serves_tls_with_a_self_signed_certificate() {
         .unwrap()
         .to_owned();
     let ca = second.trim().rsplit(' ').next().unwrap().to_owned();
-    if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("skipped: openssl not installed");
-        return;
-    }
     let mut client = KillOnDrop(
         Command::new("openssl")
             .args([

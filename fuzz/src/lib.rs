@@ -412,10 +412,11 @@ fn apply(p: &mut Pair, op: &ConnOp, offered: &mut [usize; 2], _workarounds: bool
             let start = offered[end.index()] as u64;
             let n = budget(offered, end, usize::from(len) % MAX_WRITE);
             let bytes = pattern(end.index() as u64, start, n);
-            let _ = match op {
-                ConnOp::WritePattern(..) => p.end(end.side()).write(&bytes),
-                _ => p.end(end.side()).write_bytes(&bytes),
-            };
+            // `write` (Bun's try-write in the sim) and `write_bytes` (all or nothing).
+            match op {
+                ConnOp::WritePattern(..) => drop(p.end(end.side()).write(&bytes)),
+                _ => drop(p.end(end.side()).write_bytes(&bytes)),
+            }
         }
         ConnOp::EndWith(end, ref bytes) => {
             let n = budget(offered, end, bytes.len());

@@ -3,6 +3,7 @@
 use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -23,6 +24,35 @@ struct Inner<R: Runtime, D> {
     local: Addr,
     hostname: Option<String>,
     unix_path: Option<PathBuf>,
+}
+
+impl<R: Runtime, D: Send + 'static> Inner<R, D> {
+    /// See [`Listener::stop`].
+    fn stop(&self, close_active: bool) {
+        self.shared.stop(close_active);
+        // Closed and unlinked under the lock: the user's `stop` and the accept loop's (see
+        // `StopOnExit`) may race, and whichever loses must not return before the port is
+        // closed and the file gone.
+        let mut slot = self.acceptor.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(acceptor) = slot.take() {
+            drop(acceptor);
+            if let Some(path) = &self.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// The accept loop's hold on its listener, which it stops when the loop ends, however it
+/// ends: returning after `stop`, unwinding, or dropped (even before its first poll) because
+/// its runtime shut down. A listener nobody accepts for must neither hold its ref (`idle()`
+/// would wait forever) nor keep its port bound (clients would hang in the backlog).
+struct StopOnExit<R: Runtime, D: Send + 'static>(Arc<Inner<R, D>>);
+
+impl<R: Runtime, D: Send + 'static> Drop for StopOnExit<R, D> {
+    fn drop(&mut self) {
+        self.0.stop(false);
+    }
 }
 
 /// A listening socket (Bun's `TCPSocketListener`). Dropping this handle does not stop it:
@@ -75,19 +105,7 @@ impl<R: Runtime, D: Send + 'static> Listener<R, D> {
     /// (asynchronously: their `close` handlers run on their own tasks). Calling it again is
     /// allowed; a later `stop(true)` closes sockets still open.
     pub fn stop(&self, close_active: bool) {
-        self.inner.shared.stop(close_active);
-        let acceptor = self
-            .inner
-            .acceptor
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if acceptor.is_some() {
-            drop(acceptor);
-            if let Some(path) = &self.inner.unix_path {
-                let _ = std::fs::remove_file(path);
-            }
-        }
+        self.inner.stop(close_active);
     }
 
     /// Whether [`stop`](Self::stop) was called.
@@ -155,7 +173,7 @@ pub async fn listen<R: Runtime, D: Send + 'static>(
         local,
     });
     R::spawn(accept_loop::<R, D>(
-        inner.clone(),
+        StopOnExit(inner.clone()),
         options.data.clone(),
         options.nodelay,
     ));
@@ -181,12 +199,16 @@ async fn resolve<R: Runtime>(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, Lis
     }
 }
 
+/// Accepts until the listener stops. `listener` is an argument, not a local, so that it is
+/// dropped (and the listener stopped) even when the task is dropped before its first poll.
 async fn accept_loop<R: Runtime, D: Send + 'static>(
-    inner: Arc<Inner<R, D>>,
+    listener: StopOnExit<R, D>,
     data: DataFactory<D>,
     nodelay: bool,
 ) {
-    let mut exhausted = 0u32;
+    let inner = &*listener.0;
+    // Failed accepts in a row: each one waits longer before the next try.
+    let mut failures = 0u32;
     loop {
         let accepted = poll_fn(|cx| {
             if inner.shared.poll_stopped(cx).is_ready() {
@@ -202,19 +224,216 @@ async fn accept_loop<R: Runtime, D: Send + 'static>(
         match accepted {
             None => return,
             Some(Ok((stream, addrs))) => {
-                exhausted = 0;
+                failures = 0;
                 setup::configure_stream(&stream, nodelay);
-                if let Some(driver) = inner.shared.accept(Instant::now(), addrs, data()) {
+                // The user's factory may panic: that costs this connection (dropped, so the
+                // peer sees it close), never the listener.
+                let data = match catch_unwind(AssertUnwindSafe(|| data())) {
+                    Ok(data) => data,
+                    Err(panic) => {
+                        tracing::warn!(
+                            peer = ?addrs.remote,
+                            panic = panic_message(&*panic),
+                            "the socket data factory panicked; dropping the connection"
+                        );
+                        continue;
+                    }
+                };
+                if let Some(driver) = inner.shared.accept(Instant::now(), addrs, data) {
                     R::spawn(io_loop::run::<D, R::Stream, R::Timer>(stream, driver));
                 }
             }
-            Some(Err(e)) if setup::is_resource_exhaustion(&e) => {
-                // Out of descriptors: keep serving the sockets we have, retry later.
-                tracing::warn!(error = %e, "accept failed; backing off");
-                R::sleep(setup::accept_backoff(exhausted)).await;
-                exhausted += 1;
+            Some(Err(e)) => {
+                failures = failures.saturating_add(1);
+                let wait = setup::accept_backoff(&e, failures);
+                if setup::is_resource_exhaustion(&e) {
+                    // Out of descriptors: keep serving the sockets we have, retry later.
+                    tracing::warn!(error = %e, ?wait, "accept failed; backing off");
+                } else {
+                    tracing::debug!(error = %e, ?wait, "accept failed; backing off");
+                }
+                R::sleep(wait).await;
             }
-            Some(Err(e)) => tracing::debug!(error = %e, "accept failed"),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::io::{self, IoSlice};
+    use std::os::fd::{AsFd, BorrowedFd};
+    use std::sync::mpsc;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use sansock_core::{ConnectionConfig, RefCounter, SocketAddrs};
+
+    use super::*;
+    use crate::runtime::{Acceptor, Timer, Transport};
+
+    /// A runtime that never runs anything: enough to build a listener's `Inner` and poll its
+    /// accept loop by hand.
+    struct Stub;
+
+    struct NoStream(std::os::unix::net::UnixStream);
+
+    impl AsFd for NoStream {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.0.as_fd()
+        }
+    }
+
+    impl Transport for NoStream {
+        fn poll_read(&mut self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
+            unreachable!()
+        }
+        fn poll_write(&mut self, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+            unreachable!()
+        }
+        fn poll_write_vectored(
+            &mut self,
+            _: &mut Context<'_>,
+            _: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            unreachable!()
+        }
+    }
+
+    /// An acceptor with nothing to accept, whose close takes 100 ms and says when it starts.
+    struct SlowClose(Mutex<Option<mpsc::Sender<()>>>);
+
+    impl Acceptor for SlowClose {
+        type Stream = NoStream;
+        fn poll_accept(&self, _: &mut Context<'_>) -> Poll<io::Result<(NoStream, SocketAddrs)>> {
+            Poll::Pending
+        }
+    }
+
+    impl Drop for SlowClose {
+        fn drop(&mut self) {
+            if let Some(closing) = self.0.lock().unwrap().take() {
+                let _ = closing.send(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    struct NoTimer;
+
+    impl Timer for NoTimer {
+        fn at(_: Instant) -> Self {
+            NoTimer
+        }
+        fn reset(&mut self, _: Instant) {}
+        fn poll_elapsed(&mut self, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    impl Runtime for Stub {
+        type Stream = NoStream;
+        type Acceptor = SlowClose;
+        type Timer = NoTimer;
+        fn refs() -> &'static RefCounter {
+            unreachable!("each test passes its own counter")
+        }
+        fn spawn<F: Future<Output = ()> + Send + 'static>(_: F) {
+            unreachable!()
+        }
+        fn sleep(_: Duration) -> impl Future<Output = ()> + Send {
+            std::future::pending()
+        }
+        fn acceptor(_: BoundListener) -> io::Result<SlowClose> {
+            unreachable!()
+        }
+        fn resolve(_: &str, _: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send {
+            std::future::pending()
+        }
+        fn connect_tcp(_: SocketAddr) -> impl Future<Output = io::Result<NoStream>> + Send {
+            std::future::pending()
+        }
+        fn connect_unix(_: &Path) -> impl Future<Output = io::Result<NoStream>> + Send {
+            std::future::pending()
+        }
+        async fn timeout<F: Future + Send>(_: Duration, _: F) -> Option<F::Output> {
+            None
+        }
+    }
+
+    struct Quiet;
+    impl Handler for Quiet {
+        type Data = ();
+    }
+
+    /// A Unix listener's `Inner` over a stand-in socket file, counted in `refs`.
+    fn unix_inner(
+        tag: &str,
+        refs: &'static RefCounter,
+        closing: mpsc::Sender<()>,
+    ) -> (Arc<Inner<Stub, ()>>, PathBuf) {
+        let path = std::env::temp_dir().join(format!("sansock-{tag}-{}", std::process::id()));
+        std::fs::write(&path, b"").unwrap();
+        let inner = Arc::new(Inner {
+            shared: ListenerShared::new(Arc::new(Quiet), ConnectionConfig::default(), refs, None),
+            acceptor: Mutex::new(Some(SlowClose(Mutex::new(Some(closing))))),
+            local: Addr::Unix(Some(path.clone())),
+            hostname: None,
+            unix_path: Some(path.clone()),
+        });
+        (inner, path)
+    }
+
+    #[test]
+    fn a_stop_racing_the_accept_loops_returns_once_the_file_is_gone() {
+        static REFS: RefCounter = RefCounter::new();
+        let (closing, started) = mpsc::channel();
+        let (inner, path) = unix_inner("stop-race", &REFS, closing);
+        // The accept loop ends (its hold dropped) and starts closing the acceptor...
+        let loop_hold = StopOnExit(inner.clone());
+        let loop_exit = std::thread::spawn(move || drop(loop_hold));
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        // ...while the user stops too: when that returns, the file is gone.
+        inner.stop(false);
+        let exists = path.exists();
+        loop_exit.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(!exists, "stop returned before the socket file was removed");
+    }
+
+    #[test]
+    fn an_accept_loop_dropped_polled_or_not_stops_its_listener() {
+        static REFS: RefCounter = RefCounter::new();
+        for polled in [false, true] {
+            let (closing, _started) = mpsc::channel();
+            let (inner, path) = unix_inner(&format!("dropped-loop-{polled}"), &REFS, closing);
+            assert_eq!(REFS.count(), 1);
+            let data: DataFactory<()> = Arc::new(|| ());
+            let mut task = Box::pin(accept_loop(StopOnExit(inner.clone()), data, true));
+            if polled {
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(task.as_mut().poll(&mut cx).is_pending());
+            }
+            // The runtime shuts down: the task is dropped.
+            drop(task);
+            let exists = path.exists();
+            let _ = std::fs::remove_file(&path);
+            assert_eq!(
+                REFS.count(),
+                0,
+                "the listener kept its ref (polled: {polled})"
+            );
+            assert!(inner.shared.is_stopped());
+            assert!(inner.acceptor.lock().unwrap().is_none(), "the port is open");
+            assert!(!exists, "the socket file is left (polled: {polled})");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! non-blocking syscalls.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
@@ -20,13 +20,13 @@ pub enum BoundListener {
     Unix(std::os::unix::net::UnixListener),
 }
 
-/// Parses `host` as an IP literal (IPv6 brackets allowed); `localhost` is 127.0.0.1, as in
-/// Bun. Returns `None` for a name that needs resolving.
+/// Parses `host` as an IP literal; `localhost` is 127.0.0.1, as in Bun. Brackets are IPv6
+/// syntax: `[::1]` is an IPv6 literal, `[127.0.0.1]` or `[localhost]` is none. Returns `None`
+/// for a name that needs resolving.
 pub fn literal_ip(host: &str) -> Option<IpAddr> {
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
     if host.eq_ignore_ascii_case("localhost") {
         return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
@@ -77,16 +77,29 @@ fn bind_tcp<D>(addr: SocketAddr, options: &ListenOptions<D>) -> io::Result<std::
 }
 
 fn bind_unix(path: &Path, backlog: u32) -> Result<std::os::unix::net::UnixListener, ListenError> {
+    bind_unix_with(path, backlog, Socket::listen)
+}
+
+/// [`bind_unix`] with the step after `bind` given (tests inject a failing one).
+fn bind_unix_with(
+    path: &Path,
+    backlog: u32,
+    listen: impl FnOnce(&Socket, i32) -> io::Result<()>,
+) -> Result<std::os::unix::net::UnixListener, ListenError> {
     let target = path.display().to_string();
     let err = |e: io::Error| ListenError::from_io(&e, &target);
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(err)?;
     let addr = SockAddr::unix(path).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;
-    // Never unlink: a path in use (a live or stale socket file) is the caller's to resolve.
+    // Never unlink before binding: a path in use (a live or stale socket file) is the caller's
+    // to resolve.
     socket.bind(&addr).map_err(err)?;
-    socket
-        .listen(backlog.min(i32::MAX as u32) as i32)
-        .map_err(err)?;
+    // The file is ours from here: a failure leaves no socket file behind.
+    if let Err(e) = listen(&socket, backlog.min(i32::MAX as u32) as i32) {
+        drop(socket);
+        let _ = std::fs::remove_file(path);
+        return Err(err(e));
+    }
     Ok(socket.into())
 }
 
@@ -146,22 +159,23 @@ pub fn reset_on_close(fd: &impl AsFd) {
 pub fn is_resource_exhaustion(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
-        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
 }
 
-/// The errno values we classify, without a libc dependency (Linux values).
-mod libc_errno {
-    pub const EMFILE: i32 = 24;
-    pub const ENFILE: i32 = 23;
-    pub const ENOBUFS: i32 = 105;
-    pub const ENOMEM: i32 = 12;
-}
-
-/// How long to wait before accepting again after `attempt` resource-exhaustion errors in a
-/// row: 5 ms doubling to 1 s.
-pub fn accept_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(5u64 << attempt.min(8)).min(Duration::from_secs(1))
+/// How long the accept loop waits before accepting again after `failures` failed accepts in a
+/// row (1 for the first), the last one `err`. Out of descriptors or memory: 5 ms doubling to
+/// 1 s (only closing sockets frees what an accept needs). Any other error (a connection
+/// aborted before we took it, a transient kernel error): 1 ms doubling to 100 ms, so a
+/// listener whose every accept fails never spins a core. The loop resets the count on success.
+pub fn accept_backoff(err: &io::Error, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(10);
+    let (first, cap) = if is_resource_exhaustion(err) {
+        (Duration::from_millis(5), Duration::from_secs(1))
+    } else {
+        (Duration::from_millis(1), Duration::from_millis(100))
+    };
+    (first * (1u32 << doublings)).min(cap)
 }
 
 #[cfg(test)]
@@ -184,9 +198,86 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(accept_backoff(0), Duration::from_millis(5));
-        assert_eq!(accept_backoff(1), Duration::from_millis(10));
-        assert_eq!(accept_backoff(30), Duration::from_secs(1));
+    fn brackets_are_ipv6_only() {
+        assert_eq!(literal_ip("[::1]"), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(literal_ip("[127.0.0.1]"), None);
+        assert_eq!(literal_ip("[localhost]"), None);
+        assert_eq!(literal_ip("[]"), None);
+    }
+
+    #[test]
+    fn errno_values_are_the_platforms() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(is_resource_exhaustion(&io::Error::from_raw_os_error(errno)));
+        }
+        assert!(!is_resource_exhaustion(&io::Error::from_raw_os_error(
+            libc::ECONNABORTED
+        )));
+    }
+
+    #[test]
+    fn max_unix_path_is_the_platforms() {
+        // `sun_path` holds the path and its NUL.
+        let sun_path = std::mem::size_of::<libc::sockaddr_un>()
+            - std::mem::offset_of!(libc::sockaddr_un, sun_path);
+        assert_eq!(sansock_core::MAX_UNIX_PATH, sun_path - 1);
+        // And the kernel agrees: the longest path binds, one byte more cannot be expressed.
+        let dir = std::env::temp_dir().join(format!("sansock-max-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = format!("{}/", dir.display());
+        let fill = sansock_core::MAX_UNIX_PATH - prefix.len();
+        let longest = std::path::PathBuf::from(prefix.clone() + &"x".repeat(fill));
+        let bound = bind_unix(&longest, 1);
+        let _ = std::fs::remove_file(&longest);
+        let _ = std::fs::remove_dir(&dir);
+        bound.unwrap();
+        assert!(SockAddr::unix(prefix + &"x".repeat(fill + 1)).is_err());
+    }
+
+    #[test]
+    fn backoff_on_exhaustion_grows_from_5_ms_and_caps_at_1_s() {
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(accept_backoff(&emfile, 1), Duration::from_millis(5));
+        assert_eq!(accept_backoff(&emfile, 2), Duration::from_millis(10));
+        assert_eq!(accept_backoff(&emfile, 30), Duration::from_secs(1));
+        assert_eq!(accept_backoff(&emfile, u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backoff_on_any_other_error_grows_from_1_ms_and_caps_at_100_ms() {
+        for e in [
+            io::Error::from_raw_os_error(libc::ECONNABORTED),
+            io::Error::from_raw_os_error(libc::EPROTO),
+            io::Error::other("not an OS error"),
+        ] {
+            assert_eq!(accept_backoff(&e, 1), Duration::from_millis(1), "{e}");
+            assert_eq!(accept_backoff(&e, 2), Duration::from_millis(2), "{e}");
+            assert_eq!(accept_backoff(&e, 8), Duration::from_millis(100), "{e}");
+            assert_eq!(accept_backoff(&e, u32::MAX), Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn a_failure_after_bind_removes_the_socket_file() {
+        let path = std::env::temp_dir().join(format!("sansock-bind-fail-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let result = bind_unix_with(&path, 1, |socket, _| {
+            // The file exists once bound; then listen fails.
+            assert!(path.exists());
+            assert!(socket.local_addr().is_ok());
+            Err(io::Error::from_raw_os_error(libc::EADDRINUSE))
+        });
+        let exists = path.exists();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            matches!(result, Err(ListenError::AddrInUse { .. })),
+            "{result:?}"
+        );
+        assert!(!exists, "the socket file was left behind");
+        // The ordinary path still binds and keeps its file.
+        let listener = bind_unix(&path, 1).unwrap();
+        assert!(path.exists());
+        drop(listener);
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -5,12 +5,15 @@
 //! ```
 //! use sansock_smol::{connect, listen, ConnectOptions, Handler, ListenOptions, Socket};
 //!
-//! /// The server: echoes every byte (buffered, flushed once the handler returns).
+//! /// The server: echoes every byte. `write` takes all of it (sent in one write once the
+//! /// handler returns); past the high-water mark, reading stops until the client catches up.
 //! struct Echo;
 //! impl Handler for Echo {
 //!     type Data = ();
 //!     fn data(&self, socket: &mut Socket<'_, ()>, bytes: &[u8]) {
-//!         let _ = socket.write(bytes);
+//!         if socket.write(bytes).is_ok_and(|s| s.is_backpressured()) {
+//!             socket.pause_until_drain();
+//!         }
 //!     }
 //! }
 //!
@@ -19,12 +22,15 @@
 //! impl Handler for Hello {
 //!     type Data = Vec<u8>; // what came back
 //!     fn open(&self, socket: &mut Socket<'_, Vec<u8>>) {
-//!         let _ = socket.write(b"hello");
+//!         // An error here (the socket closed) also reaches `close`, with the reason.
+//!         socket.write(b"hello").ok();
 //!     }
 //!     fn data(&self, socket: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
-//!         socket.data_mut().extend_from_slice(bytes);
-//!         if socket.data().len() == 5 {
-//!             socket.end();
+//!         // `parts()`: the per-socket data and the writer at once.
+//!         let (echoed, out) = socket.parts();
+//!         echoed.extend_from_slice(bytes);
+//!         if echoed.len() == 5 {
+//!             out.end();
 //!         }
 //!     }
 //! }

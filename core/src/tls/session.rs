@@ -376,6 +376,9 @@ pub(crate) struct TlsSession {
     outgoing: OutBuf,
     /// Decrypted plaintext that arrived when there was nowhere to put it.
     stash: Vec<u8>,
+    /// `incoming` holds ciphertext read while the connection was paused, complete records
+    /// included: decrypt it before anything read later.
+    held: bool,
     verifier: Option<Arc<RecordingVerifier>>,
     handshaking: bool,
     /// Failed: write out the pending alert, then close; read nothing more.
@@ -434,6 +437,7 @@ impl TlsSession {
             incoming: Vec::new(),
             outgoing: OutBuf::default(),
             stash: Vec::new(),
+            held: false,
             verifier,
             handshaking: true,
             failed: false,
@@ -465,6 +469,25 @@ impl TlsSession {
 
     pub(crate) fn close_notify_sent(&self) -> bool {
         self.close_notify_sent
+    }
+
+    /// Keeps the rest of `input` undecrypted (the connection is paused): it is decrypted,
+    /// before anything read later, once `receive` is called again.
+    pub(crate) fn hold(&mut self, input: &mut &mut [u8]) {
+        if input.is_empty() || self.failed || self.peer_closed {
+            return;
+        }
+        if self.incoming.capacity() == 0 {
+            self.incoming = pooled(Pool::Read);
+        }
+        self.incoming.extend_from_slice(input);
+        *input = &mut [];
+        self.held = true;
+    }
+
+    /// Whether held ciphertext (or plaintext that found no room) waits to be delivered.
+    pub(crate) fn holds_input(&self) -> bool {
+        (self.held || !self.stash.is_empty()) && !self.failed
     }
 
     /// Runs rustls over `input` until it needs more (or room): decrypts into `plain`, encrypts
@@ -591,6 +614,13 @@ impl TlsSession {
             } else {
                 return (n, None);
             }
+        }
+        if self.held && self.event.is_none() {
+            // What was held while paused: complete records are decrypted now; an incomplete
+            // one at the end waits for the next read, as usual.
+            let before = self.incoming.len();
+            let _ = self.drive(Input::Incoming, Some(&mut plain), None);
+            self.held = self.incoming.len() < before && self.record_start() > 0;
         }
         loop {
             if let Some(event) = self.event.take() {

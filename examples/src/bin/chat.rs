@@ -24,8 +24,9 @@ impl Chat {
     fn broadcast(&self, from: &SocketHandle<Member>, text: &str) {
         let members = self.room.lock().unwrap().clone();
         for member in members.iter().filter(|m| *m != from) {
-            // A member that cannot keep up loses lines rather than slowing the room down.
-            let _ = member.write(text.as_bytes());
+            // Every member gets every line; one that stops reading is disconnected (with
+            // `CloseError::BufferLimit`) once `max_buffered` of lines wait for it.
+            member.write(text.as_bytes()).ok();
         }
     }
 }
@@ -35,7 +36,7 @@ impl Handler for Chat {
 
     fn open(&self, socket: &mut Socket<'_, Member>) {
         self.room.lock().unwrap().push(socket.handle());
-        let _ = socket.write(b"name? ");
+        socket.write(b"name? ").ok();
     }
 
     fn data(&self, socket: &mut Socket<'_, Member>, bytes: &[u8]) {
@@ -71,10 +72,11 @@ fn main() {
 async fn serve<R: Runtime>() {
     let host = sansock_examples::flag("host").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port: u16 = sansock_examples::flag("port").map_or(0, |p| p.parse().expect("--port"));
-    let listener =
-        sansock_io::listen::<R, _>(ListenOptions::tcp(host, port), Arc::new(Chat::default()))
-            .await
-            .expect("listen");
+    // A member that stops reading is disconnected once 1 MiB of lines waits for it.
+    let options = ListenOptions::tcp(host, port).max_buffered(1 << 20);
+    let listener = sansock_io::listen::<R, _>(options, Arc::new(Chat::default()))
+        .await
+        .expect("listen");
     println!("listening on {}", listener.local_addr());
     R::refs().idle().await;
 }

@@ -16,25 +16,29 @@ impl Handler for Server {
 
     fn open(&self, socket: &mut Socket<'_, u32>) {
         println!("server  open    from {}", socket.remote_addr());
-        let _ = socket.write(b"welcome\n");
+        // `write` takes every byte; an error (the socket ended or closed) also reaches `close`.
+        socket.write(b"welcome\n").ok();
     }
 
     fn data(&self, socket: &mut Socket<'_, u32>, bytes: &[u8]) {
+        // The line count and the writer at once (`data_mut()` and `write()` would conflict).
+        let (lines, out) = socket.parts();
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            *socket.data_mut() += 1;
+            *lines += 1;
             println!(
-                "server  data    {:?} (line {})",
-                String::from_utf8_lossy(line),
-                socket.data()
+                "server  data    {:?} (line {lines})",
+                String::from_utf8_lossy(line)
             );
             if line == b"quit" {
-                let _ = socket.write(b"bye\n");
-                socket.end();
+                out.end_with(b"bye\n").ok();
                 return;
             }
             let mut reply = line.to_ascii_uppercase();
             reply.push(b'\n');
-            let _ = socket.write(&reply);
+            // Backpressure: above the high-water mark, read no more until the peer catches up.
+            if out.write(&reply).is_ok_and(|s| s.is_backpressured()) {
+                out.pause_until_drain();
+            }
         }
     }
 
@@ -66,7 +70,7 @@ impl Handler for Client {
             println!("client  data    {line:?}");
             if let Some(next) = socket.data_mut().pop() {
                 println!("client  write   {next:?}");
-                let _ = socket.write(format!("{next}\n").as_bytes());
+                socket.write(format!("{next}\n").as_bytes()).ok();
             }
         }
     }

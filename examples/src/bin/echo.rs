@@ -7,29 +7,17 @@ use sansock_core::tls::{Pem, ServerTlsOptions};
 use sansock_core::{Handler, ListenOptions, Socket};
 use sansock_io::Runtime;
 
-/// Echoes every byte, with end-to-end backpressure: when the send buffer is full it keeps
-/// the rest and stops reading until `drain`.
+/// Echoes every byte, with end-to-end backpressure: `write` takes every byte, and once the
+/// send buffer reaches the high-water mark the socket stops reading until `drain` (which
+/// resumes it), so a client that sends without reading is slowed down, never cut short.
 struct Echo;
 
 impl Handler for Echo {
-    /// Bytes read but not yet accepted for sending (at most one read's worth).
-    type Data = Vec<u8>;
+    type Data = ();
 
-    fn data(&self, socket: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
-        let n = socket.write(bytes).unwrap_or(bytes.len());
-        if n < bytes.len() {
-            socket.data_mut().extend_from_slice(&bytes[n..]);
-            socket.pause();
-        }
-    }
-
-    fn drain(&self, socket: &mut Socket<'_, Vec<u8>>) {
-        let pending = std::mem::take(socket.data_mut());
-        let n = socket.write(&pending).unwrap_or(pending.len());
-        if n < pending.len() {
-            *socket.data_mut() = pending[n..].to_vec();
-        } else {
-            socket.resume();
+    fn data(&self, socket: &mut Socket<'_, ()>, bytes: &[u8]) {
+        if socket.write(bytes).is_ok_and(|s| s.is_backpressured()) {
+            socket.pause_until_drain();
         }
     }
 }

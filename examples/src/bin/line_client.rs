@@ -25,7 +25,10 @@ impl LineClient {
     fn send_next(&self, socket: &mut Socket<'_, Session>) {
         match socket.data_mut().to_send.pop() {
             Some(line) => {
-                let _ = socket.write(format!("{line}\n").as_bytes());
+                if let Err(e) = socket.write(format!("{line}\n").as_bytes()) {
+                    *socket.data().outcome.lock().unwrap() = Some(Err(e.to_string()));
+                    return;
+                }
                 socket.set_timeout(self.timeout);
             }
             None => {

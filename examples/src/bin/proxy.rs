@@ -1,12 +1,12 @@
 //! A TCP proxy with end-to-end backpressure:
 //! `proxy --upstream HOST:PORT [--runtime R] [--host H] [--port P] [--log]`.
 //!
-//! Each accepted client gets its own upstream connection. Bytes one side cannot accept are
-//! kept (at most one read's worth) and the side that sent them is paused until the other
-//! drains, so memory per connection stays bounded (two high-water marks plus two reads)
-//! however fast either end sends.
+//! Each accepted client gets its own upstream connection. Every byte read on one side is
+//! written to the other; once the other side's send buffer reaches the high-water mark, the
+//! side that sent them stops reading until the other drains, so memory per connection stays
+//! bounded (two high-water marks plus two reads) however fast either end sends.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use sansock_core::{CloseError, ConnectOptions, Handler, ListenOptions, Socket, SocketHandle};
 use sansock_io::Runtime;
@@ -16,41 +16,25 @@ use sansock_io::Runtime;
 struct Pipe {
     /// The other end (for a client: set once the upstream connect succeeded).
     peer: Arc<OnceLock<SocketHandle<Pipe>>>,
-    /// Bytes from the peer that this socket refused; written on our `drain`.
-    into_me: Arc<Mutex<Vec<u8>>>,
-    /// Bytes read here that the peer refused; written on the peer's `drain`.
-    into_peer: Arc<Mutex<Vec<u8>>>,
 }
 
 fn relay_data(socket: &mut Socket<'_, Pipe>, bytes: &[u8]) {
     let Some(peer) = socket.data().peer.get().cloned() else {
         return;
     };
-    // Hold the queue's lock across the write: the peer's `drain` (maybe on another thread)
-    // takes it too, so it either sees the bytes we keep or runs before we write.
-    let into_peer = socket.data().into_peer.clone();
-    let mut queue = into_peer.lock().unwrap();
-    let n = if queue.is_empty() {
-        peer.write(bytes).unwrap_or(bytes.len())
-    } else {
-        0
-    };
-    if n < bytes.len() {
-        // The peer is full: keep the rest and stop reading until it drains.
-        queue.extend_from_slice(&bytes[n..]);
-        socket.pause();
+    // Pause before writing: the peer's `drain` (maybe on another thread) resumes us, and it
+    // can only fire after a write that reported backpressure, so it never comes before this.
+    socket.pause();
+    match peer.write(bytes) {
+        Ok(status) if status.is_backpressured() => {} // stay paused until the peer drains
+        Ok(_) => socket.resume(),
+        Err(_) => socket.close(), // the other side is gone; its `close` ends this one
     }
 }
 
 fn relay_drain(socket: &mut Socket<'_, Pipe>) {
-    let into_me = socket.data().into_me.clone();
-    let mut queue = into_me.lock().unwrap();
-    let n = socket.write(&queue).unwrap_or(queue.len());
-    queue.drain(..n);
-    if queue.is_empty() {
-        if let Some(peer) = socket.data().peer.get() {
-            peer.resume();
-        }
+    if let Some(peer) = socket.data().peer.get() {
+        peer.resume();
     }
 }
 
@@ -77,8 +61,6 @@ impl Handler for Relay {
         socket.pause();
         let upstream = Pipe {
             peer: Arc::new(OnceLock::from(socket.handle())),
-            into_me: socket.data().into_peer.clone(),
-            into_peer: socket.data().into_me.clone(),
         };
         connect(socket.handle(), socket.data().peer.clone(), upstream);
     }
