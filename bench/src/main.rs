@@ -2,7 +2,7 @@
 //! same runtime (and Bun and Node when they are installed).
 //!
 //! ```text
-//! sansock-bench run [--rounds 5] [--quick] [--out bench/results] [--runtimes tokio,smol,async-std]
+//! sansock-bench run [--rounds 5] [--quick] [--out DIR] [--runtimes tokio,smol,async-std]
 //!                   [--workloads ping-pong-1,...] [--bun PATH] [--node PATH] [--peers none]
 //! sansock-bench server --impl sansock|baseline --runtime tokio|tokio-current-thread|smol|async-std
 //!                      [--workload echo|five-writes|one-write] [--port 0] [--high-water-mark BYTES]
@@ -10,6 +10,10 @@
 //! sansock-bench load --addr HOST:PORT [--workload ping-pong-64] [--seconds 5] [--cert PEM]
 //!                    [--cpu N] [--stream-bytes N] [--idle-conns N]   (for profiling)
 //! ```
+//!
+//! `sansock-bench --help` (and `run --help`, ...) says what each flag does. `run` writes into
+//! `target/bench-results/YYYYMMDD-HHMMSS/` unless `--out DIR` says otherwise; the committed
+//! results are `bench/results/`, replaced only by `--out bench/results`.
 //!
 //! Workloads: ping-pong-1, ping-pong-64, stream, idle, five-writes, one-write, churn,
 //! tls-handshake-p256, tls-handshake-rsa2048, tls-resume, tls-stream, tls-idle. The TLS
@@ -32,25 +36,11 @@ mod run;
 mod server;
 mod tls;
 
-const USAGE: &str = "\
-usage: sansock-bench run [--rounds N] [--quick] [--out DIR] [--runtimes tokio,smol,async-std]
-                         [--workloads W,...] [--bun PATH] [--node PATH] [--peers none]
-       sansock-bench server --impl sansock|baseline --runtime tokio|tokio-current-thread|smol|async-std
-                            [--workload echo|five-writes|one-write] [--port 0]
-                            [--high-water-mark BYTES] [--cert PEM --key PEM]
-       sansock-bench load --addr HOST:PORT [--workload W] [--seconds 5] [--cert PEM] [--cpu N]
-                          [--stream-bytes N] [--idle-conns N]
-";
-
 fn main() {
-    let args = args::Args::from_env();
-    match args.subcommand() {
-        Some("server") => server::main(&args),
-        Some("run") => run::main(&args),
-        Some("load") => run::load(&args),
-        _ => {
-            eprintln!("{USAGE}workloads: {}", run::WORKLOADS.join(", "));
-            std::process::exit(2);
-        }
+    let cli = <args::Cli as clap::Parser>::parse();
+    match cli.command {
+        args::Command::Run(args) => run::main(&args),
+        args::Command::Server(args) => server::main(&args),
+        args::Command::Load(args) => run::load(&args),
     }
 }

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::args::Args;
+use crate::args::{LoadArgs, Peers, RunArgs};
 use crate::client::{self, Metrics, Probe, Stats, StreamPattern};
 use crate::os;
 use crate::report::{self, Record, RunInfo};
@@ -254,10 +254,9 @@ impl Probe for Server {
 }
 
 /// Finds a peer runtime: the flag's path, else the name on `PATH`.
-fn find_peer(args: &Args, name: &str) -> Option<PathBuf> {
-    if let Some(p) = args.value(name) {
-        let p = PathBuf::from(p);
-        return p.exists().then_some(p);
+fn find_peer(flag: Option<&Path>, name: &str) -> Option<PathBuf> {
+    if let Some(p) = flag {
+        return p.exists().then(|| p.to_owned());
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -315,27 +314,29 @@ server.listen(0, "127.0.0.1", () => console.log(`listening on 127.0.0.1:${server
 process.stdin.on("end", () => process.exit(0)); process.stdin.resume();
 "#;
 
-pub fn main(args: &Args) {
-    let quick = args.switch("quick");
-    let rounds: usize = args.parsed("rounds").unwrap_or(if quick { 1 } else { 5 });
-    let out = PathBuf::from(args.value("out").unwrap_or_else(|| "bench/results".into()));
+pub fn main(args: &RunArgs) {
+    let quick = args.quick;
+    let rounds = args.rounds.unwrap_or(if quick { 1 } else { 5 });
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(crate::args::default_out_dir);
+    // Fail now, not after the run, when the results cannot be written.
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        eprintln!("error: --out {}: {e}", out.display());
+        std::process::exit(1);
+    }
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let runtimes = args
-        .list("runtimes")
+        .runtimes
+        .clone()
         .unwrap_or_else(|| RUNTIMES.iter().map(|s| s.to_string()).collect());
+    // clap checked every name against WORKLOADS.
     let workloads = args
-        .list("workloads")
+        .workloads
+        .clone()
         .unwrap_or_else(|| WORKLOADS.iter().map(|s| s.to_string()).collect());
-    for w in &workloads {
-        if !WORKLOADS.contains(&w.as_str()) {
-            eprintln!(
-                "unknown workload {w}: expected one of {}",
-                WORKLOADS.join(", ")
-            );
-            std::process::exit(2);
-        }
-    }
-    let no_peers = args.value("peers").as_deref() == Some("none");
+    let no_peers = args.peers == Peers::None;
     let mut targets = Vec::new();
     for rt in &runtimes {
         targets.push(Target::Sansock(rt.clone()));
@@ -348,11 +349,11 @@ pub fn main(args: &Args) {
     }
     let mut peers = Vec::new();
     if !no_peers {
-        if let Some(bun) = find_peer(args, "bun") {
+        if let Some(bun) = find_peer(args.bun.as_deref(), "bun") {
             peers.push(("bun", peer_version(&bun)));
             targets.push(Target::Bun(bun));
         }
-        if let Some(node) = find_peer(args, "node") {
+        if let Some(node) = find_peer(args.node.as_deref(), "node") {
             peers.push(("node", peer_version(&node)));
             targets.push(Target::Node(node));
         }
@@ -387,7 +388,7 @@ pub fn main(args: &Args) {
 
     let info = RunInfo {
         command: std::iter::once("sansock-bench".to_owned())
-            .chain(args.all().iter().cloned())
+            .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()
             .join(" "),
         quick,
@@ -660,29 +661,24 @@ impl Probe for NoProbe {
 
 /// `load`: runs one workload's load generator against a server started by hand (to profile
 /// it with `perf record -p PID`, say), for `--seconds`.
-pub fn load(args: &Args) {
-    let addr: SocketAddr = args.parsed("addr").unwrap_or_else(|| {
-        eprintln!("load: --addr HOST:PORT is required");
-        std::process::exit(2)
-    });
-    let workload = args
-        .value("workload")
-        .unwrap_or_else(|| "ping-pong-64".into());
-    let seconds: f64 = args.parsed("seconds").unwrap_or(5.0);
-    if let Some(cpu) = args.parsed::<usize>("cpu") {
+pub fn load(args: &LoadArgs) {
+    let addr: SocketAddr = args.addr;
+    let workload = args.workload.clone();
+    let seconds = args.seconds;
+    if let Some(cpu) = args.cpu {
         let _ = os::pin(0, cpu);
     }
     let sizes = Sizes {
         warm: Duration::from_millis(100),
         measure: Duration::from_secs_f64(seconds),
-        stream_bytes: args.parsed("stream-bytes").unwrap_or(1 << 30),
-        idle_conns: args.parsed("idle-conns").unwrap_or(10_000),
-        tls_stream_bytes: args.parsed("stream-bytes").unwrap_or(256 << 20),
-        tls_idle_conns: args.parsed("idle-conns").unwrap_or(2_000),
+        stream_bytes: args.stream_bytes.unwrap_or(1 << 30),
+        idle_conns: args.idle_conns.unwrap_or(10_000),
+        tls_stream_bytes: args.stream_bytes.unwrap_or(256 << 20),
+        tls_idle_conns: args.idle_conns.unwrap_or(2_000),
     };
     // TLS workloads trust the server's certificate, given as --cert PATH.
-    let tls = args.value("cert").map(|cert| CertFiles {
-        cert: cert.into(),
+    let tls = args.cert.clone().map(|cert| CertFiles {
+        cert,
         key: PathBuf::new(),
     });
     if is_tls(&workload) && tls.is_none() {

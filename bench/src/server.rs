@@ -14,7 +14,7 @@ use sansock_core::tls::{Pem, ServerTlsOptions};
 use sansock_core::{Handler, ListenOptions, Socket};
 use sansock_io::Runtime;
 
-use crate::args::Args;
+use crate::args::ServerArgs;
 
 /// Data events (sansock `data` calls, baseline reads returning bytes) so far.
 static EVENTS: AtomicU64 = AtomicU64::new(0);
@@ -43,22 +43,18 @@ fn fifths(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|p| !p.is_empty())
 }
 
-pub fn main(args: &Args) {
-    let imp = args.value("impl").unwrap_or_else(|| "sansock".into());
-    let runtime = args.value("runtime").unwrap_or_else(|| "tokio".into());
-    let workload = args.value("workload").unwrap_or_else(|| "echo".into());
-    let Some(workload) = Workload::parse(&workload) else {
-        eprintln!("unknown --workload {workload}: expected echo, five-writes or one-write");
+pub fn main(args: &ServerArgs) {
+    let (imp, runtime) = (args.imp.clone(), args.runtime.clone());
+    let Some(workload) = Workload::parse(&args.workload) else {
+        eprintln!(
+            "unknown --workload {}: expected echo, five-writes or one-write",
+            args.workload
+        );
         std::process::exit(2);
     };
-    let port: u16 = args.parsed("port").unwrap_or(0);
-    let host = args.value("host").unwrap_or_else(|| "127.0.0.1".into());
-    let hwm: Option<usize> = args.parsed("high-water-mark");
-    let tls = match (args.value("cert"), args.value("key")) {
-        (Some(cert), Some(key)) => Some(crate::tls::CertFiles {
-            cert: cert.into(),
-            key: key.into(),
-        }),
+    let (port, host, hwm) = (args.port, args.host.clone(), args.high_water_mark);
+    let tls = match (args.cert.clone(), args.key.clone()) {
+        (Some(cert), Some(key)) => Some(crate::tls::CertFiles { cert, key }),
         (None, None) => None,
         _ => {
             eprintln!("--cert and --key go together");
@@ -152,7 +148,7 @@ fn announce(addr: impl std::fmt::Display) {
 
 fn bind(host: &str, port: u16) -> TcpListener {
     let listener = TcpListener::bind((host, port)).unwrap_or_else(|e| {
-        eprintln!("bind {host}:{port}: {e}");
+        eprintln!("error: bind {host}:{port}: {e}");
         std::process::exit(1)
     });
     listener.set_nonblocking(true).expect("non-blocking");
@@ -213,7 +209,7 @@ async fn serve_sansock<R: Runtime>(
     let listener = sansock_io::listen::<R, _>(options, Arc::new(Echo { workload }))
         .await
         .unwrap_or_else(|e| {
-            eprintln!("listen: {e}");
+            eprintln!("error: listen: {e}");
             std::process::exit(1)
         });
     announce(listener.local_addr());

@@ -57,7 +57,7 @@ pub trait Adapter: Send + Sync + 'static {
     }
     /// Resolves when nothing referenced is left.
     fn idle() -> impl Future<Output = ()> + Send {
-        Self::Runtime::refs().idle()
+        sansock_io::context::idle::<Self::Runtime>()
     }
 }
 

@@ -49,6 +49,9 @@ pub struct Interest {
 /// cannot hang on a socket no task serves.
 pub struct Driver<D: Send + 'static> {
     shared: Arc<Shared<D>>,
+    /// The counter this socket is referenced in (its context: code run for this socket, such
+    /// as a `connect` in a handler, counts there too).
+    refs: Arc<RefCounter>,
     data: D,
     closed: bool,
 }
@@ -61,7 +64,7 @@ impl<D: Send + 'static> Driver<D> {
         addrs: SocketAddrs,
         data: D,
         now: Instant,
-        refs: &'static RefCounter,
+        refs: &Arc<RefCounter>,
         listener: Option<(std::sync::Weak<ListenerShared<D>>, u64)>,
         tls: Option<(TlsSession, Duration)>,
     ) -> Self {
@@ -83,6 +86,7 @@ impl<D: Send + 'static> Driver<D> {
         });
         Driver {
             shared,
+            refs: refs.clone(),
             data,
             closed: false,
         }
@@ -95,7 +99,7 @@ impl<D: Send + 'static> Driver<D> {
         addrs: SocketAddrs,
         data: D,
         now: Instant,
-        refs: &'static RefCounter,
+        refs: &Arc<RefCounter>,
     ) -> Self {
         Self::from_parts(handler, config, addrs, data, now, refs, None, None)
     }
@@ -108,7 +112,7 @@ impl<D: Send + 'static> Driver<D> {
         addrs: SocketAddrs,
         data: D,
         now: Instant,
-        refs: &'static RefCounter,
+        refs: &Arc<RefCounter>,
         tls: &ClientTls,
     ) -> Result<Self, (D, TlsError)> {
         match TlsSession::client(tls) {
@@ -131,6 +135,11 @@ impl<D: Send + 'static> Driver<D> {
         SocketHandle {
             shared: self.shared.clone(),
         }
+    }
+
+    /// The ref counter this socket is counted in.
+    pub fn refs(&self) -> &Arc<RefCounter> {
+        &self.refs
     }
 
     /// Both ends' addresses.

@@ -167,7 +167,7 @@ pub use handler::Handler;
 pub use jobs::{TlsReceive, Transmit};
 pub use listener::ListenerShared;
 pub use options::{ConnectOptions, DataFactory, Endpoint, ListenOptions, MAX_UNIX_PATH};
-pub use refs::{Idle, RefCounter, RefGuard};
+pub use refs::{total_referenced, Idle, RefCounter, RefGuard};
 pub use sink::{Sink, DEFAULT_HIGH_WATER_MARK};
 pub use socket::{Corked, Socket, SocketHandle, SocketOption, SocketRef};
 

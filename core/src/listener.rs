@@ -28,7 +28,7 @@ struct ListenerState<D> {
 pub struct ListenerShared<D> {
     state: Mutex<ListenerState<D>>,
     config: ConnectionConfig,
-    refs: &'static RefCounter,
+    refs: Arc<RefCounter>,
     tls: Option<ServerTls>,
 }
 
@@ -38,7 +38,7 @@ impl<D: Send + 'static> ListenerShared<D> {
     pub fn new(
         handler: Arc<dyn Handler<Data = D>>,
         config: ConnectionConfig,
-        refs: &'static RefCounter,
+        refs: &Arc<RefCounter>,
         tls: Option<ServerTls>,
     ) -> Arc<Self> {
         Arc::new(ListenerShared {
@@ -51,7 +51,7 @@ impl<D: Send + 'static> ListenerShared<D> {
                 ref_guard: refs.acquire(),
             }),
             config,
-            refs,
+            refs: refs.clone(),
             tls,
         })
     }
@@ -91,7 +91,7 @@ impl<D: Send + 'static> ListenerShared<D> {
             addrs,
             data,
             now,
-            self.refs,
+            &self.refs,
             Some((Arc::downgrade(self), id)),
             tls,
         );
@@ -124,6 +124,11 @@ impl<D: Send + 'static> ListenerShared<D> {
         for shared in sockets {
             SocketHandle { shared }.close();
         }
+    }
+
+    /// The ref counter this listener and its sockets are counted in.
+    pub fn refs(&self) -> &Arc<RefCounter> {
+        &self.refs
     }
 
     /// Whether [`stop`](Self::stop) was called.

@@ -4,11 +4,22 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-/// A count of referenced things, and the tasks waiting for it to reach zero. Adapters keep
-/// one in a `static`.
+/// Referenced things across every counter of the process, for diagnostics only (an `idle()`
+/// that finds its own counter empty while others are not was probably called on the wrong
+/// adapter or runtime).
+static TOTAL: AtomicUsize = AtomicUsize::new(0);
+
+/// How many referenced listeners and sockets exist in the whole process, over every counter.
+pub fn total_referenced() -> usize {
+    TOTAL.load(Ordering::Acquire)
+}
+
+/// A count of referenced things, and the tasks waiting for it to reach zero. One belongs to
+/// each context that waits (an adapter's `run`, or an adapter's default for code running
+/// outside one); listeners and sockets hold it through [`RefGuard`]s.
 #[derive(Debug)]
 pub struct RefCounter {
     count: AtomicUsize,
@@ -36,15 +47,21 @@ impl RefCounter {
     }
 
     /// A referenced guard: counted until dropped or [`RefGuard::set_ref`]`(false)`.
-    pub fn acquire(&'static self) -> RefGuard {
-        self.count.fetch_add(1, Ordering::AcqRel);
+    pub fn acquire(self: &Arc<Self>) -> RefGuard {
+        self.add();
         RefGuard {
-            counter: self,
+            counter: self.clone(),
             held: true,
         }
     }
 
+    fn add(&self) {
+        TOTAL.fetch_add(1, Ordering::AcqRel);
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
     fn release(&self) {
+        TOTAL.fetch_sub(1, Ordering::AcqRel);
         if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             let waiters =
                 std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
@@ -55,15 +72,17 @@ impl RefCounter {
     }
 
     /// Resolves once nothing referenced is left.
-    pub fn idle(&'static self) -> Idle {
-        Idle { counter: self }
+    pub fn idle(self: &Arc<Self>) -> Idle {
+        Idle {
+            counter: self.clone(),
+        }
     }
 }
 
 /// One reference; released on drop.
 #[derive(Debug)]
 pub struct RefGuard {
-    counter: &'static RefCounter,
+    counter: Arc<RefCounter>,
     held: bool,
 }
 
@@ -75,7 +94,7 @@ impl RefGuard {
         }
         self.held = referenced;
         if referenced {
-            self.counter.count.fetch_add(1, Ordering::AcqRel);
+            self.counter.add();
         } else {
             self.counter.release();
         }
@@ -84,6 +103,11 @@ impl RefGuard {
     /// Whether this guard is counted.
     pub fn is_ref(&self) -> bool {
         self.held
+    }
+
+    /// The counter this guard counts in.
+    pub fn counter(&self) -> &Arc<RefCounter> {
+        &self.counter
     }
 }
 
@@ -96,7 +120,7 @@ impl Drop for RefGuard {
 /// The future returned by [`RefCounter::idle`].
 #[derive(Debug)]
 pub struct Idle {
-    counter: &'static RefCounter,
+    counter: Arc<RefCounter>,
 }
 
 impl Future for Idle {

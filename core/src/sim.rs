@@ -34,7 +34,8 @@ use crate::{
     RefCounter, Sink, Socket, SocketAddrs, SocketError, SocketHandle, WriteStatus,
 };
 
-static SIM_REFS: RefCounter = RefCounter::new();
+static SIM_REFS: std::sync::LazyLock<Arc<RefCounter>> =
+    std::sync::LazyLock::new(|| Arc::new(RefCounter::new()));
 
 /// What a handler saw, as recorded by the simulation.
 #[derive(Debug, Clone, PartialEq, Eq)]

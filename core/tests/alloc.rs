@@ -87,7 +87,8 @@ const WARM_UP: usize = 100;
 const ITERATIONS: usize = 10_000;
 const READ: usize = 64;
 
-static REFS: RefCounter = RefCounter::new();
+static REFS: std::sync::LazyLock<Arc<RefCounter>> =
+    std::sync::LazyLock::new(|| Arc::new(RefCounter::new()));
 
 /// Echoes every byte back and counts them in the socket's data; arms an idle timeout so the
 /// timer is exercised too.

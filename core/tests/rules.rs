@@ -484,7 +484,7 @@ fn paused_on_open() -> Arc<SimHandler> {
 
 /// A server socket accepted through a listener counted by `refs`, with `open` dispatched.
 fn accepted(
-    refs: &'static RefCounter,
+    refs: &Arc<RefCounter>,
     handler: Arc<SimHandler>,
 ) -> (Arc<ListenerShared<SimData>>, sansock_core::Driver<SimData>) {
     let listener = ListenerShared::new(handler, ConnectionConfig::default(), refs, None);
@@ -661,7 +661,7 @@ fn pause_until_drain_stops_reading_and_drain_resumes_it() {
 
 #[test]
 fn dropping_the_driver_of_an_open_socket_closes_it_once() {
-    static REFS: RefCounter = RefCounter::new();
+    let refs = Arc::new(RefCounter::new());
     let closes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let c2 = closes.clone();
     let handler = SimHandler::new(move |seen, _| {
@@ -669,14 +669,14 @@ fn dropping_the_driver_of_an_open_socket_closes_it_once() {
             c2.lock().unwrap().push(e.clone());
         }
     });
-    let (listener, driver) = accepted(&REFS, handler);
-    assert_eq!((REFS.count(), listener.connection_count()), (2, 1));
+    let (listener, driver) = accepted(&refs, handler);
+    assert_eq!((refs.count(), listener.connection_count()), (2, 1));
     drop(driver); // what a runtime shutting down does to the socket's task
     assert_eq!(*closes.lock().unwrap(), [Some(CloseError::RuntimeShutdown)]);
     assert_eq!(listener.connection_count(), 0);
-    assert_eq!(REFS.count(), 1, "only the listener is left referenced");
+    assert_eq!(refs.count(), 1, "only the listener is left referenced");
     listener.stop(false);
-    assert_eq!(REFS.count(), 0);
+    assert_eq!(refs.count(), 0);
 }
 
 /// Runs `f` on a thread and fails the test if it has not returned within 10 s (a deadlock).
@@ -743,8 +743,8 @@ fn writers_on_other_threads_do_not_wait_for_the_transmit_syscall() {
     // handle can write (and read the buffered amount) meanwhile, from this or another thread,
     // and what it writes follows the bytes being written.
     within_10s(|| {
-        static REFS: RefCounter = RefCounter::new();
-        let (_listener, mut driver) = accepted(&REFS, quiet());
+        let refs = Arc::new(RefCounter::new());
+        let (_listener, mut driver) = accepted(&refs, quiet());
         let h = driver.handle();
         h.write(b"first ").unwrap();
         let mut wire = Vec::new();

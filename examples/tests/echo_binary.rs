@@ -120,9 +120,13 @@ fn echo_binary_serves_tls_with_a_self_signed_certificate() {
             .is_ok_and(|o| o.status.success()),
         "this test needs the `openssl` command; install it (`.ci/run` does)"
     );
+    let ca_out =
+        std::env::temp_dir().join(format!("sansock-echo-test-ca-{}.pem", std::process::id()));
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_echo"))
-            .args(["--port", "0", "--tls-self-signed"])
+            .args(["--port", "0", "--tls-self-signed", "--ca-out"])
+            .arg(&ca_out)
+            .args(["--alpn", "h2", "--alpn", "http/1.1"])
             .stdout(Stdio::piped())
             .spawn()
             .expect("start echo"),
@@ -137,6 +141,7 @@ fn echo_binary_serves_tls_with_a_self_signed_certificate() {
         .unwrap()
         .to_owned();
     let ca = second.trim().rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(std::path::Path::new(&ca), ca_out, "{second}");
     let mut client = KillOnDrop(
         Command::new("openssl")
             .args([
@@ -172,8 +177,46 @@ fn echo_binary_serves_tls_with_a_self_signed_certificate() {
         .read_exact(&mut buf)
         .unwrap();
     assert_eq!(&buf, b"secure echo\n");
-    let _ = std::fs::remove_file(ca);
     drop(client);
+
+    // ALPN: the server picks from what it was given with --alpn, in its order of preference.
+    for (offered, chosen) in [("http/1.1", "http/1.1"), ("http/1.1,h2", "h2")] {
+        let mut s_client = Command::new("openssl");
+        s_client
+            .args(["s_client", "-connect", &addr, "-servername", "localhost"])
+            .args(["-verify_return_error", "-CAfile", &ca, "-alpn", offered]);
+        let text = stdout_within(s_client, Duration::from_secs(20));
+        assert!(
+            text.contains(&format!("ALPN protocol: {chosen}")),
+            "offered {offered}, expected {chosen}: {text}"
+        );
+    }
+    let _ = std::fs::remove_file(ca);
+}
+
+/// Runs `command` with no input and returns its stdout, killing it (and failing) if it has
+/// not exited within `limit`.
+fn stdout_within(mut command: Command, limit: Duration) -> String {
+    let mut child = KillOnDrop(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the command"),
+    );
+    let mut stdout = child.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.join().unwrap()
 }
 
 /// Peak resident memory of a process, from /proc (Linux).

@@ -1,27 +1,70 @@
-//! Bun-style TCP and Unix sockets on async-std.
+//! <div class="warning">
 //!
-//! async-std is discontinued upstream (its maintainers point to smol). This adapter is kept
-//! deliberately thin: async-std runs on the same async-io reactor as smol, so it reuses
-//! `sansock-smol`'s streams, listeners and timers and only swaps in async-std's task spawner.
-//! It passes the same conformance suite as every other adapter. New code should prefer
-//! `sansock-smol` or `sansock-tokio`.
+//! **async-std is discontinued upstream**: its maintainers point to smol. For new code use
+//! [`sansock-smol`](https://docs.rs/sansock-smol) (the same async-io reactor and the same
+//! API as this crate) or [`sansock-tokio`](https://docs.rs/sansock-tokio). This adapter
+//! stays for programs that already run on async-std.
+//!
+//! </div>
+//!
+//! Bun-style TCP and TLS sockets on async-std: [`listen`] and [`connect`] with one shared set of
+//! handlers per listener, typed per-socket data, honest backpressure and automatic corking,
+//! driven by the sans-IO [`sansock_core`]. It is deliberately thin: async-std runs on the same
+//! async-io reactor as smol, so it reuses `sansock-smol`'s streams, listeners and timers and only
+//! swaps in async-std's task spawner; it passes the same conformance suite as every adapter.
+//!
+//! ```toml
+//! [dependencies]
+//! sansock-async-std = "0.1"
+//! async-std = "1.13"
+//! ```
+//!
+//! # One program, any runtime
+//!
+//! Every sansock adapter has the same API, [`run`] included: it builds the runtime, runs your
+//! program, then waits until nothing referenced is left (a Bun process), counting only what
+//! that program started. Written against an alias, a program changes runtime by one line:
+//!
+//! ```no_run
+//! use sansock_async_std as sansock; // `use sansock_smol as sansock;` is the whole switch
+//! # struct Echo;
+//! # impl sansock::Handler for Echo { type Data = (); }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     sansock::run(async {
+//!         let listener = sansock::listen(sansock::ListenOptions::tcp("127.0.0.1", 7000), Echo).await?;
+//!         println!("listening on {}", listener.local_addr());
+//!         Ok(()) // then serves until the listener is stopped
+//!     })
+//! }
+//! ```
+//!
+//! In a runtime you build yourself, call [`listen`] and [`connect`] as below and [`idle`] where a
+//! Bun process would exit.
+//!
+//! # A server and a client
+//!
+//! A [`Handler`] is Bun's `socket: { open, data, drain, ... }` object: implement the events you
+//! need, the others do nothing. One value serves every socket of a listener; per-socket state is
+//! its `Data` type.
 //!
 //! ```
 //! use sansock_async_std::{connect, listen, ConnectOptions, Handler, ListenOptions, Socket};
 //!
-//! /// The server: echoes every byte. `write` takes all of it (sent in one write once the
-//! /// handler returns); past the high-water mark, reading stops until the client catches up.
+//! /// The server: echoes every byte.
 //! struct Echo;
 //! impl Handler for Echo {
 //!     type Data = ();
 //!     fn data(&self, socket: &mut Socket<'_, ()>, bytes: &[u8]) {
+//!         // `write` takes every byte (sent in one write once the handler returns). Past the
+//!         // high-water mark, stop reading until the client has caught up: `drain` resumes.
 //!         if socket.write(bytes).is_ok_and(|s| s.is_backpressured()) {
 //!             socket.pause_until_drain();
 //!         }
 //!     }
 //! }
 //!
-//! /// The client: says hello, checks the echo, ends.
+//! /// The client: says hello, collects the echo, ends.
 //! struct Hello;
 //! impl Handler for Hello {
 //!     type Data = Vec<u8>; // what came back
@@ -39,20 +82,177 @@
 //!     }
 //! }
 //!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     async_std::task::block_on(async {
+//!         let listener = listen(ListenOptions::tcp("127.0.0.1", 0), Echo).await?;
+//!         let port = listener.port().unwrap();
+//!         connect(ConnectOptions::tcp("127.0.0.1", port).data(Vec::new()), Hello).await?;
+//!         // Like a Bun process: wait until nothing referenced is left (the unref'd listener does
+//!         // not count), then stop the listener.
+//!         listener.set_ref(false);
+//!         sansock_async_std::idle().await;
+//!         listener.stop(true);
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! # Backpressure: the write contract
+//!
+//! [`Socket::write`] takes **every** byte or none (with a [`WriteError`]): there is no short
+//! write to keep track of. It says whether the send buffer reached the high-water mark (256 KiB
+//! by default, `.high_water_mark(n)` on the options): if
+//! [`is_backpressured()`](sansock_core::WriteStatus::is_backpressured), stop producing until
+//! [`drain`](Handler::drain). A socket that relays what it reads calls
+//! [`Socket::pause_until_drain`], as `Echo` above does; a producer returns and continues in
+//! `drain`:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//! use sansock_async_std::{connect, listen, ConnectOptions, Handler, ListenOptions, Socket};
+//!
+//! const TOTAL: usize = 8 << 20; // 8 MiB
+//!
+//! /// Sends `Data` more bytes, never more than the high-water mark ahead of the peer.
+//! struct Producer;
+//! impl Producer {
+//!     fn produce(&self, socket: &mut Socket<'_, usize>) {
+//!         let chunk = [b'x'; 16 * 1024];
+//!         loop {
+//!             let (left, out) = socket.parts();
+//!             if *left == 0 {
+//!                 out.end(); // graceful: everything written is flushed first
+//!                 return;
+//!             }
+//!             let n = chunk.len().min(*left);
+//!             *left -= n;
+//!             match out.write(&chunk[..n]) {
+//!                 Ok(status) if status.is_backpressured() => return, // `drain` calls us again
+//!                 Ok(_) => {}
+//!                 Err(_) => return, // ended or closed: `close` says why
+//!             }
+//!         }
+//!     }
+//! }
+//! impl Handler for Producer {
+//!     type Data = usize; // bytes left to send
+//!     fn open(&self, socket: &mut Socket<'_, usize>) {
+//!         self.produce(socket);
+//!     }
+//!     fn drain(&self, socket: &mut Socket<'_, usize>) {
+//!         self.produce(socket);
+//!     }
+//! }
+//!
+//! /// Counts what arrives.
+//! struct Counter(Arc<AtomicUsize>);
+//! impl Handler for Counter {
+//!     type Data = ();
+//!     fn data(&self, _socket: &mut Socket<'_, ()>, bytes: &[u8]) {
+//!         self.0.fetch_add(bytes.len(), Ordering::Relaxed);
+//!     }
+//! }
+//!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! async_std::task::block_on(async {
-//! let listener = listen(ListenOptions::tcp("127.0.0.1", 0), Echo).await?;
-//! let port = listener.port().unwrap();
-//! connect(ConnectOptions::tcp("127.0.0.1", port).data(Vec::new()), Hello).await?;
-//! // Like a Bun process: wait until nothing referenced is left (the unref'd listener
-//! // does not count), then stop the listener.
+//! # async_std::task::block_on(async {
+//! let listener = listen(ListenOptions::tcp("127.0.0.1", 0).data(TOTAL), Producer).await?;
+//! let received = Arc::new(AtomicUsize::new(0));
+//! let options = ConnectOptions::tcp("127.0.0.1", listener.port().unwrap());
+//! connect(options, Counter(received.clone())).await?;
 //! listener.set_ref(false);
 //! sansock_async_std::idle().await;
-//! listener.stop(true);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! })
+//! assert_eq!(received.load(Ordering::Relaxed), TOTAL);
+//! # Ok(())
+//! # })
 //! # }
 //! ```
+//!
+//! Ignoring the status loses nothing: the buffer grows, up to `max_buffered` (16 MiB by default,
+//! `.max_buffered(n)`). A write that would cross it is refused whole, and the socket closes with
+//! [`CloseError::BufferLimit`] and a reset to the peer, never a clean end after a silent cut.
+//! Bun's own `write` (take what fits, return the count) is [`Socket::try_write`]. The full
+//! contract is in [`sansock_core`'s docs](sansock_core#the-write-contract-every-byte-or-a-typed-error).
+//!
+//! # TLS
+//!
+//! TLS runs inside the core on rustls: options from [`tls`], set with `.tls(..)` on the listen
+//! or connect options. Keys and certificates are [`Pem`](tls::Pem) text, bytes or files
+//! ([`Pem::file`](tls::Pem::file)); a bad option is a typed
+//! [`TlsConfigError`](tls::TlsConfigError) from `listen` / `connect`. Here with a certificate
+//! generated for the test:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use sansock_async_std::tls::{ClientTlsOptions, ServerTlsOptions, TlsError};
+//! use sansock_async_std::{connect, listen, ConnectOptions, Handler, ListenOptions, Socket};
+//!
+//! /// The server: greets and ends. Writes made before the handshake is done are queued.
+//! struct Greeter;
+//! impl Handler for Greeter {
+//!     type Data = ();
+//!     fn open(&self, socket: &mut Socket<'_, ()>) {
+//!         socket.end_with(b"hello over TLS").ok();
+//!     }
+//! }
+//!
+//! /// The client: reports the handshake, keeps what it reads.
+//! struct Reader(Arc<Mutex<Vec<u8>>>);
+//! impl Handler for Reader {
+//!     type Data = ();
+//!     fn handshake(&self, socket: &mut Socket<'_, ()>, success: bool, error: Option<&TlsError>) {
+//!         // Once per socket, failures included: an untrusted server gives `success == false`
+//!         // and the reason (`TlsError::UnknownIssuer`, ...), and the socket closes.
+//!         if !success {
+//!             eprintln!("TLS handshake failed: {error:?}");
+//!         } else if let Some(info) = socket.tls_info() {
+//!             println!("{:?}, ALPN {:?}", info.version, info.alpn_protocol); // TLSv1.3, h2
+//!         }
+//!     }
+//!     fn data(&self, _socket: &mut Socket<'_, ()>, bytes: &[u8]) {
+//!         self.0.lock().unwrap().extend_from_slice(bytes);
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async_std::task::block_on(async {
+//! // A self-signed certificate for `localhost`; a real server would pass
+//! // `Pem::file("key.pem"), Pem::file("cert.pem")`.
+//! let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+//! let (key, cert) = (generated.signing_key.serialize_pem(), generated.cert.pem());
+//!
+//! let tls = ServerTlsOptions::new(key, cert.clone()).alpn(["h2", "http/1.1"]);
+//! let listener = listen(ListenOptions::tcp("127.0.0.1", 0).tls(tls), Greeter).await?;
+//!
+//! // The client trusts Mozilla's roots by default; here, exactly our certificate.
+//! let tls = ClientTlsOptions::new().ca(cert).server_name("localhost").alpn(["h2"]);
+//! let received = Arc::new(Mutex::new(Vec::new()));
+//! let options = ConnectOptions::tcp("127.0.0.1", listener.port().unwrap()).tls(tls);
+//! connect(options, Reader(received.clone())).await?;
+//! listener.set_ref(false);
+//! sansock_async_std::idle().await;
+//! assert_eq!(received.lock().unwrap().as_slice(), b"hello over TLS");
+//! # Ok(())
+//! # })
+//! # }
+//! ```
+//!
+//! # Coming from Bun
+//!
+//! | Bun | sansock-async-std |
+//! |---|---|
+//! | `Bun.listen({hostname, port, socket, data})` | `listen(ListenOptions::tcp(host, port).data(d), handler).await` |
+//! | `Bun.connect({hostname, port, socket, data})` | `connect(ConnectOptions::tcp(host, port).data(d), handler).await` |
+//! | `socket: { open, data, drain, end, close, error, ... }` | `impl Handler for T`, every method optional |
+//! | `socket.data` | `type Data`; `socket.data_mut()`, `socket.parts()` |
+//! | `socket.write(buf)` (returns a count) | `socket.write(buf)` takes every byte; the count-returning one is `try_write` |
+//! | `tls: { key, cert, ca }` | `.tls(ServerTlsOptions::new(key, cert))`, `.tls(ClientTlsOptions::new().ca(ca))` |
+//! | `listener.stop(true)`, `ref()` / `unref()` | `listener.stop(true)`, `set_ref(bool)` |
+//! | the process stays alive while something is referenced | `sansock_async_std::idle().await` |
+//!
+//! Every option, event and member, with each difference from Bun and why, is in
+//! [MIGRATING-FROM-BUN.md](https://github.com/sansock/sansock/blob/main/MIGRATING-FROM-BUN.md);
+//! the semantics of every handler and socket operation are in [`sansock_core`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -61,18 +261,15 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sansock_core::RefCounter;
-pub use sansock_core::{
-    Addr, Bytes, CloseError, ConnectError, ConnectOptions, Endpoint, Handler, ListenError,
-    ListenOptions, Socket, SocketError, SocketHandle, WriteError,
-};
 use sansock_io::setup::BoundListener;
 use sansock_io::Runtime;
 use sansock_smol::reactor;
 
-static REFS: RefCounter = RefCounter::new();
+static DEFAULT_REFS: LazyLock<Arc<RefCounter>> = LazyLock::new(|| Arc::new(RefCounter::new()));
 
 /// The async-std runtime: async-std tasks, async-io reactor.
 #[derive(Debug, Clone, Copy)]
@@ -83,8 +280,12 @@ impl Runtime for AsyncStd {
     type Acceptor = sansock_smol::Listening;
     type Timer = sansock_smol::AsyncIoTimer;
 
-    fn refs() -> &'static RefCounter {
-        &REFS
+    fn default_refs() -> &'static Arc<RefCounter> {
+        &DEFAULT_REFS
+    }
+    fn block_on<F: Future>(context: Arc<RefCounter>, future: F) -> F::Output {
+        let mut slot = Some(context);
+        sansock_io::context::enter(&mut slot, || async_std::task::block_on(future))
     }
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
         async_std::task::spawn(future);

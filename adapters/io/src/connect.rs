@@ -10,9 +10,9 @@ use sansock_core::{
 
 use sansock_core::tls::TlsConfigError;
 
-use crate::io_loop;
 use crate::runtime::Runtime;
 use crate::setup;
+use crate::{context, io_loop};
 
 /// Connects to `options.endpoint` and runs `handler` on the socket (Bun's `Bun.connect`).
 ///
@@ -57,11 +57,12 @@ pub async fn connect<R: Runtime, D: Send + 'static>(
     setup::configure_stream(&stream, options.nodelay);
     let config = options.connection_config();
     let now = Instant::now();
+    let refs = context::refs::<R>();
     let mut driver = match &tls {
-        None => Driver::connected(handler, config, addrs, options.data, now, R::refs()),
+        None => Driver::connected(handler, config, addrs, options.data, now, &refs),
         Some(tls) => {
             let h = handler.clone();
-            match Driver::connected_tls(h, config, addrs, options.data, now, R::refs(), tls) {
+            match Driver::connected_tls(h, config, addrs, options.data, now, &refs, tls) {
                 Ok(driver) => driver,
                 Err((mut data, e)) => {
                     let e = ConnectError::TlsConfig(TlsConfigError::Rustls(e.to_string()));

@@ -24,9 +24,16 @@ thread_local! {
 
 /// Runs the socket until it closes; `open` is dispatched first if it was not already.
 pub async fn run<D: Send + 'static, S: Transport, T: Timer>(mut stream: S, mut driver: Driver<D>) {
-    driver.dispatch();
+    // Handlers run in the socket's ref-counting context: a `connect` in one counts there too.
+    let mut context = Some(driver.refs().clone());
+    crate::context::enter(&mut context, || driver.dispatch());
     let mut timer: Option<(Instant, T)> = None;
-    poll_fn(|cx| poll_socket(cx, &mut stream, &mut driver, &mut timer)).await;
+    poll_fn(|cx| {
+        crate::context::enter(&mut context, || {
+            poll_socket(cx, &mut stream, &mut driver, &mut timer)
+        })
+    })
+    .await;
 }
 
 fn poll_socket<D: Send + 'static, S: Transport, T: Timer>(

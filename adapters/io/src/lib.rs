@@ -10,12 +10,14 @@
 #![deny(missing_docs)]
 
 mod connect;
+pub mod context;
 pub mod io_loop;
 mod listener;
 mod runtime;
 pub mod setup;
 
 pub use connect::connect;
+pub use context::RunOutput;
 pub use listener::{listen, Listener};
 pub use runtime::{Acceptor, Runtime, Timer, Transport};
 
@@ -27,6 +29,12 @@ macro_rules! adapter_api {
     ($runtime:ty) => {
         /// TLS options and results (Bun's `tls`), from the core.
         pub use $crate::__core::tls;
+
+        pub use $crate::__core::{
+            Addr, Bytes, CloseError, ConnectError, ConnectOptions, Corked, Endpoint, Handler,
+            ListenError, ListenOptions, Sink, Socket, SocketError, SocketHandle, SocketRef,
+            WriteError, WriteStatus,
+        };
 
         /// A listening socket on this runtime; see `sansock_io::Listener` for its methods.
         pub type Listener<D> = $crate::Listener<$runtime, D>;
@@ -67,15 +75,48 @@ macro_rules! adapter_api {
             $crate::connect::<$runtime, D>(options, handler).await
         }
 
-        /// Resolves once no referenced listener or socket is left: the equivalent of a Bun process
-        /// exiting on its own. `set_ref(false)` opts a listener or socket out.
+        /// Resolves once no referenced listener or socket is left in the current context (the
+        /// enclosing [`run`], or this adapter's default outside one): the equivalent of a Bun
+        /// process exiting on its own. `set_ref(false)` opts a listener or socket out. Logs a
+        /// warning when it finds nothing of its own while other adapters or runtimes hold
+        /// sockets (a runtime switch made in one place only).
         pub async fn idle() {
-            <$runtime as $crate::Runtime>::refs().idle().await
+            $crate::context::idle::<$runtime>().await
         }
 
-        /// How many referenced listeners and sockets exist now.
+        /// How many referenced listeners and sockets exist now in the current context.
         pub fn referenced_count() -> usize {
-            <$runtime as $crate::Runtime>::refs().count()
+            $crate::context::refs::<$runtime>().count()
+        }
+
+        /// Runs `main` on a runtime built for it, then waits until nothing it referenced is left
+        /// (unless `main` returned an `Err`): a Bun process. The program's whole entry point,
+        /// the same on every adapter, so that switching runtime is one `use` line:
+        ///
+        /// ```ignore
+        /// use sansock_tokio as sansock; // or sansock_smol, sansock_async_std
+        /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+        ///     sansock::run(async {
+        ///         let listener = sansock::listen(sansock::ListenOptions::tcp("127.0.0.1", 0), Echo).await?;
+        ///         println!("listening on {}", listener.local_addr());
+        ///         Ok(())
+        ///     })
+        /// }
+        /// ```
+        ///
+        /// Everything `main` starts counts in a context of its own: two `run`s (two runtimes,
+        /// tests side by side) never wait for each other's sockets.
+        pub fn run<F: ::std::future::Future>(main: F) -> F::Output
+        where
+            F::Output: $crate::RunOutput,
+        {
+            $crate::context::run::<$runtime, F>(main)
+        }
+
+        /// Spawns a task on this adapter's runtime in the current ref-counting context (sockets
+        /// it makes count where the caller's do, so [`idle`] and [`run`] wait for them).
+        pub fn spawn<F: ::std::future::Future<Output = ()> + Send + 'static>(future: F) {
+            $crate::context::spawn::<$runtime, F>(future)
         }
     };
 }

@@ -13,9 +13,9 @@ use sansock_core::{
     Addr, DataFactory, Endpoint, Handler, ListenError, ListenOptions, ListenerShared, SocketHandle,
 };
 
-use crate::io_loop;
 use crate::runtime::{Acceptor, Runtime};
 use crate::setup::{self, BoundListener};
+use crate::{context, io_loop};
 
 struct Inner<R: Runtime, D> {
     shared: Arc<ListenerShared<D>>,
@@ -55,8 +55,15 @@ impl<R: Runtime, D: Send + 'static> Drop for StopOnExit<R, D> {
     }
 }
 
-/// A listening socket (Bun's `TCPSocketListener`). Dropping this handle does not stop it:
-/// like Bun's, a listener serves until [`stop`](Self::stop)ped. Clone it freely.
+/// A listening socket (Bun's `TCPSocketListener`). Clone it freely.
+///
+/// **Dropping it does not stop it.** Like Bun's, a listener serves until one of:
+/// [`stop`](Self::stop) (through any clone), or the shutdown of the runtime its accept task
+/// runs on (dropping a tokio runtime stops its listeners: the port is closed, a Unix socket
+/// file removed, its reference released). Its accept task owns what it needs, so a listener
+/// whose handles are all gone keeps serving and keeps the `idle()` of its context waiting
+/// while it is referenced; keep a handle (or `set_ref(false)`) if you need to stop it later.
+#[must_use = "a listener serves until stop(): keep the handle to stop, reload or unref it"]
 pub struct Listener<R: Runtime, D> {
     inner: Arc<Inner<R, D>>,
     _runtime: PhantomData<fn() -> R>,
@@ -166,7 +173,12 @@ pub async fn listen<R: Runtime, D: Send + 'static>(
     };
     let acceptor = R::acceptor(bound).map_err(io_err)?;
     let inner = Arc::new(Inner::<R, D> {
-        shared: ListenerShared::new(handler, options.connection_config(), R::refs(), tls),
+        shared: ListenerShared::new(
+            handler,
+            options.connection_config(),
+            &context::refs::<R>(),
+            tls,
+        ),
         acceptor: Mutex::new(Some(acceptor)),
         hostname: options.endpoint.host().map(str::to_owned),
         unix_path,
@@ -343,8 +355,11 @@ mod tests {
         type Stream = NoStream;
         type Acceptor = SlowClose;
         type Timer = NoTimer;
-        fn refs() -> &'static RefCounter {
+        fn default_refs() -> &'static Arc<RefCounter> {
             unreachable!("each test passes its own counter")
+        }
+        fn block_on<F: Future>(_: Arc<RefCounter>, _: F) -> F::Output {
+            unreachable!()
         }
         fn spawn<F: Future<Output = ()> + Send + 'static>(_: F) {
             unreachable!()
@@ -377,7 +392,7 @@ mod tests {
     /// A Unix listener's `Inner` over a stand-in socket file, counted in `refs`.
     fn unix_inner(
         tag: &str,
-        refs: &'static RefCounter,
+        refs: &Arc<RefCounter>,
         closing: mpsc::Sender<()>,
     ) -> (Arc<Inner<Stub, ()>>, PathBuf) {
         let path = std::env::temp_dir().join(format!("sansock-{tag}-{}", std::process::id()));
@@ -394,9 +409,9 @@ mod tests {
 
     #[test]
     fn a_stop_racing_the_accept_loops_returns_once_the_file_is_gone() {
-        static REFS: RefCounter = RefCounter::new();
+        let refs = Arc::new(RefCounter::new());
         let (closing, started) = mpsc::channel();
-        let (inner, path) = unix_inner("stop-race", &REFS, closing);
+        let (inner, path) = unix_inner("stop-race", &refs, closing);
         // The accept loop ends (its hold dropped) and starts closing the acceptor...
         let loop_hold = StopOnExit(inner.clone());
         let loop_exit = std::thread::spawn(move || drop(loop_hold));
@@ -411,11 +426,11 @@ mod tests {
 
     #[test]
     fn an_accept_loop_dropped_polled_or_not_stops_its_listener() {
-        static REFS: RefCounter = RefCounter::new();
+        let refs = Arc::new(RefCounter::new());
         for polled in [false, true] {
             let (closing, _started) = mpsc::channel();
-            let (inner, path) = unix_inner(&format!("dropped-loop-{polled}"), &REFS, closing);
-            assert_eq!(REFS.count(), 1);
+            let (inner, path) = unix_inner(&format!("dropped-loop-{polled}"), &refs, closing);
+            assert_eq!(refs.count(), 1);
             let data: DataFactory<()> = Arc::new(|| ());
             let mut task = Box::pin(accept_loop(StopOnExit(inner.clone()), data, true));
             if polled {
@@ -427,7 +442,7 @@ mod tests {
             let exists = path.exists();
             let _ = std::fs::remove_file(&path);
             assert_eq!(
-                REFS.count(),
+                refs.count(),
                 0,
                 "the listener kept its ref (polled: {polled})"
             );

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -54,8 +55,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// Timers.
     type Timer: Timer;
 
-    /// The ref counter of this adapter (`idle()` waits on it).
-    fn refs() -> &'static RefCounter;
+    /// The adapter's ref counter for code outside any `run` context (see [`crate::context`]).
+    fn default_refs() -> &'static Arc<RefCounter>;
+    /// Runs `future` to completion on a runtime built for it (the adapter's `run`), with
+    /// `context` as the ref-counting context of the threads that run its tasks, where the
+    /// runtime lets the adapter say so (tokio: every worker thread).
+    fn block_on<F: Future>(context: Arc<RefCounter>, future: F) -> F::Output;
     /// Spawns a task.
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F);
     /// Sleeps.

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -16,12 +17,13 @@ use sansock_io::{Acceptor, Runtime, Timer, Transport};
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::Async;
 
-static REFS: RefCounter = RefCounter::new();
+static DEFAULT_REFS: LazyLock<Arc<RefCounter>> = LazyLock::new(|| Arc::new(RefCounter::new()));
 
 /// The smol runtime: tasks on smol's global executor, IO on the async-io reactor.
 #[derive(Debug, Clone, Copy)]
 pub struct Smol;
 
+#[doc(hidden)]
 /// A connected TCP or Unix stream on the async-io reactor.
 #[derive(Debug)]
 pub enum Stream {
@@ -67,6 +69,7 @@ impl Transport for Stream {
     }
 }
 
+#[doc(hidden)]
 /// A TCP or Unix listener on the async-io reactor.
 #[derive(Debug)]
 pub enum Listening {
@@ -119,6 +122,7 @@ impl Acceptor for Listening {
     }
 }
 
+#[doc(hidden)]
 /// An async-io timer.
 #[derive(Debug)]
 pub struct AsyncIoTimer(smol::Timer);
@@ -135,6 +139,7 @@ impl Timer for AsyncIoTimer {
     }
 }
 
+#[doc(hidden)]
 /// Registers a bound std listener with the async-io reactor.
 pub fn acceptor(listener: BoundListener) -> io::Result<Listening> {
     Ok(match listener {
@@ -146,16 +151,19 @@ pub fn acceptor(listener: BoundListener) -> io::Result<Listening> {
     })
 }
 
+#[doc(hidden)]
 /// Connects a TCP stream on the async-io reactor.
 pub async fn connect_tcp(addr: SocketAddr) -> io::Result<Stream> {
     Async::<TcpStream>::connect(addr).await.map(Stream::Tcp)
 }
 
+#[doc(hidden)]
 /// Connects a Unix stream on the async-io reactor.
 pub async fn connect_unix(path: &Path) -> io::Result<Stream> {
     Async::<UnixStream>::connect(path).await.map(Stream::Unix)
 }
 
+#[doc(hidden)]
 /// Runs `future` with a time limit on an async-io timer.
 pub async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
     smol::future::or(async { Some(future.await) }, async {
@@ -170,8 +178,14 @@ impl Runtime for Smol {
     type Acceptor = Listening;
     type Timer = AsyncIoTimer;
 
-    fn refs() -> &'static RefCounter {
-        &REFS
+    fn default_refs() -> &'static Arc<RefCounter> {
+        &DEFAULT_REFS
+    }
+    fn block_on<F: Future>(context: Arc<RefCounter>, future: F) -> F::Output {
+        // smol's global executor threads are not ours to set up: sansock's own tasks carry the
+        // context instead (see `sansock_io::context`).
+        let mut slot = Some(context);
+        sansock_io::context::enter(&mut slot, || smol::block_on(future))
     }
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
         smol::spawn(future).detach();

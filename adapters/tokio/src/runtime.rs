@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,12 +16,13 @@ use sansock_io::{Acceptor, Runtime, Timer, Transport};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-static REFS: RefCounter = RefCounter::new();
+static DEFAULT_REFS: LazyLock<Arc<RefCounter>> = LazyLock::new(|| Arc::new(RefCounter::new()));
 
 /// The tokio runtime (current-thread or multi-thread: whichever runs the calling task).
 #[derive(Debug, Clone, Copy)]
 pub struct Tokio;
 
+#[doc(hidden)]
 /// A connected tokio TCP or Unix stream.
 #[derive(Debug)]
 pub enum Stream {
@@ -68,6 +70,7 @@ impl Transport for Stream {
     }
 }
 
+#[doc(hidden)]
 /// A tokio TCP or Unix listener.
 #[derive(Debug)]
 pub enum Listening {
@@ -100,6 +103,7 @@ impl Acceptor for Listening {
     }
 }
 
+#[doc(hidden)]
 /// A tokio sleep that can be moved.
 #[derive(Debug)]
 pub struct Sleep(Pin<Box<tokio::time::Sleep>>);
@@ -121,8 +125,23 @@ impl Runtime for Tokio {
     type Acceptor = Listening;
     type Timer = Sleep;
 
-    fn refs() -> &'static RefCounter {
-        &REFS
+    fn default_refs() -> &'static Arc<RefCounter> {
+        &DEFAULT_REFS
+    }
+    fn block_on<F: Future>(context: Arc<RefCounter>, future: F) -> F::Output {
+        // Every worker thread runs in `context`, so tasks spawned with `tokio::spawn` count
+        // there too.
+        let on_start = context.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .on_thread_start(move || {
+                sansock_io::context::set_thread_context(Some(on_start.clone()))
+            })
+            .on_thread_stop(|| sansock_io::context::set_thread_context(None))
+            .build()
+            .expect("building a tokio runtime");
+        let mut slot = Some(context);
+        sansock_io::context::enter(&mut slot, || runtime.block_on(future))
     }
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
         tokio::spawn(future);

@@ -91,6 +91,7 @@ impl Pem {
             return Err(TlsConfigError::NoPemBlock {
                 field,
                 expected: "CERTIFICATE",
+                looks_like_path: self.path_given_as_text(),
             });
         }
         Ok(certs)
@@ -119,7 +120,31 @@ impl Pem {
         Err(TlsConfigError::NoPemBlock {
             field,
             expected: "PRIVATE KEY",
+            looks_like_path: self.path_given_as_text(),
         })
+    }
+
+    /// The first text (or bytes) source that looks like a file path rather than PEM, as in
+    /// `ServerTlsOptions::new("key.pem", "cert.pem")`: short, one line, no `-----BEGIN`, and
+    /// ending in a certificate or key file extension or containing a path separator.
+    fn path_given_as_text(&self) -> Option<String> {
+        let text = match self {
+            Pem::Text(s) => s.as_str(),
+            Pem::Bytes(b) => std::str::from_utf8(b).ok()?,
+            Pem::File(_) => return None,
+            Pem::List(list) => return list.iter().find_map(Pem::path_given_as_text),
+        };
+        let text = text.trim();
+        let lower = text.to_ascii_lowercase();
+        let looks_like_path = !text.is_empty()
+            && text.len() <= 1024
+            && !text.contains(['\n', '\r'])
+            && !text.contains("-----BEGIN")
+            && ([".pem", ".crt", ".key", ".cer"]
+                .iter()
+                .any(|ext| lower.ends_with(ext))
+                || text.contains(['/', '\\']));
+        looks_like_path.then(|| text.to_owned())
     }
 }
 
@@ -254,7 +279,9 @@ pub struct ServerTlsOptions {
 }
 
 impl ServerTlsOptions {
-    /// A server key and certificate chain.
+    /// A server key and certificate chain. A string is PEM *text*: to read files, pass
+    /// [`Pem::file`]`("key.pem")` (a string that looks like a path fails with a
+    /// [`TlsConfigError::NoPemBlock`] that says so).
     pub fn new(key: impl Into<Pem>, cert: impl Into<Pem>) -> Self {
         ServerTlsOptions {
             key: key.into(),
@@ -511,4 +538,72 @@ pub struct ClientTls {
     pub(crate) server_name: ServerName<'static>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) verifier: Arc<RecordingVerifier>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_files(_: &Path) -> io::Result<Vec<u8>> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+
+    #[test]
+    fn a_path_given_as_pem_text_hints_at_pem_file() {
+        let e = ServerTlsOptions::new("key.pem", "cert.pem")
+            .build(&no_files)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            TlsConfigError::NoPemBlock {
+                field: "cert",
+                expected: "CERTIFICATE",
+                looks_like_path: Some("cert.pem".to_owned()),
+            }
+        );
+        assert!(
+            e.to_string().contains(r#"use Pem::file("cert.pem")"#),
+            "{e}"
+        );
+        let e = Pem::from("/etc/ssl/private/server")
+            .private_key("key", &no_files)
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                TlsConfigError::NoPemBlock { field: "key", looks_like_path: Some(p), .. }
+                    if p == "/etc/ssl/private/server"
+            ),
+            "{e}"
+        );
+        let listed = Pem::List(vec![
+            Pem::Text("garbage".into()),
+            Pem::from(&b"ca.CRT\n"[..]),
+        ]);
+        assert_eq!(listed.path_given_as_text().as_deref(), Some("ca.CRT"));
+    }
+
+    #[test]
+    fn pem_text_that_is_not_a_path_gets_no_hint() {
+        for text in [
+            "garbage",
+            "",
+            "-----BEGIN CERTIFICATE-----\nnot/base64.pem\n-----END CERTIFICATE-----\n",
+            "two lines\nkey.pem",
+        ] {
+            let e = Pem::from(text).certificates("ca", &no_files).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    TlsConfigError::NoPemBlock {
+                        looks_like_path: None,
+                        ..
+                    }
+                ) | matches!(e, TlsConfigError::BadPem { .. }),
+                "{text:?}: {e}"
+            );
+            assert!(!e.to_string().contains("Pem::file"), "{text:?}: {e}");
+        }
+        assert_eq!(Pem::file("key.pem").path_given_as_text(), None);
+    }
 }

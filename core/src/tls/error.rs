@@ -91,12 +91,21 @@ impl From<TlsError> for io::Error {
 #[non_exhaustive]
 pub enum TlsConfigError {
     /// No PEM block of the expected kind was found.
-    #[error("tls.{field}: no PEM {expected} block found")]
+    #[error(
+        "tls.{field}: no PEM {expected} block found{}",
+        path_hint(.looks_like_path.as_deref())
+    )]
     NoPemBlock {
         /// The option (`key`, `cert`, `ca`, ...).
         field: &'static str,
         /// What was looked for (`CERTIFICATE`, `PRIVATE KEY`).
         expected: &'static str,
+        /// The PEM text given, when it looks like a file path instead (`"key.pem"`,
+        /// `"/etc/ssl/cert.crt"`): a string is PEM *text*; a file is [`Pem::file`]. The message
+        /// then says so.
+        ///
+        /// [`Pem::file`]: super::Pem::file
+        looks_like_path: Option<String>,
     },
     /// The PEM was malformed.
     #[error("tls.{field}: malformed PEM: {reason}")]
@@ -161,6 +170,17 @@ pub enum TlsConfigError {
     /// rustls refused the configuration.
     #[error("tls: {0}")]
     Rustls(String),
+}
+
+/// The end of [`TlsConfigError::NoPemBlock`]'s message when the text looked like a path.
+fn path_hint(looks_like_path: Option<&str>) -> String {
+    match looks_like_path {
+        Some(path) => format!(
+            "; {path:?} looks like a file path, but strings are PEM text: \
+             use Pem::file({path:?}) to read the file"
+        ),
+        None => String::new(),
+    }
 }
 
 impl From<TlsConfigError> for io::Error {

@@ -1,8 +1,10 @@
 //! A line-based chat server: every line a client sends goes to every other client, prefixed
 //! with the sender's name. The first line a client sends is its name.
-//! `chat [--runtime R] [--host H] [--port P]`.
+//! `chat [--host H] [--port P] [--runtime R] [--log]`.
 
 use std::sync::{Arc, Mutex};
+
+use clap::Parser;
 
 use sansock_core::{CloseError, Handler, ListenOptions, Socket, SocketHandle};
 use sansock_io::Runtime;
@@ -65,18 +67,30 @@ impl Handler for Chat {
     }
 }
 
-fn main() {
-    sansock_examples::run_on_selected_runtime!(serve);
+/// A line-based chat server: each client's first line is its name, every later line goes to
+/// every other client. The first line printed is `listening on ADDR`.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    common: sansock_examples::Common,
+    #[command(flatten)]
+    listen: sansock_examples::Listen,
 }
 
-async fn serve<R: Runtime>() {
-    let host = sansock_examples::flag("host").unwrap_or_else(|| "127.0.0.1".to_owned());
-    let port: u16 = sansock_examples::flag("port").map_or(0, |p| p.parse().expect("--port"));
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = sansock_examples::run_on_selected_runtime!(&cli.common, serve(cli.listen)) {
+        sansock_examples::fail(e);
+    }
+}
+
+async fn serve<R: Runtime>(listen: sansock_examples::Listen) -> Result<(), String> {
     // A member that stops reading is disconnected once 1 MiB of lines waits for it.
-    let options = ListenOptions::tcp(host, port).max_buffered(1 << 20);
+    let options = ListenOptions::tcp(listen.host, listen.port).max_buffered(1 << 20);
     let listener = sansock_io::listen::<R, _>(options, Arc::new(Chat::default()))
         .await
-        .expect("listen");
+        .map_err(|e| e.to_string())?;
     println!("listening on {}", listener.local_addr());
-    R::refs().idle().await;
+    sansock_io::context::idle::<R>().await;
+    Ok(())
 }

@@ -1,8 +1,10 @@
 //! A server and a client in one process on loopback: they exchange a few messages and print
-//! every handler call as it happens, then exit.
+//! every handler call as it happens, then exit: `demo [--runtime R] [--log]`.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use clap::Parser;
 
 use sansock_core::{CloseError, ConnectOptions, Handler, ListenOptions, Socket};
 use sansock_io::Runtime;
@@ -84,29 +86,44 @@ impl Handler for Client {
     }
 }
 
-fn main() {
-    sansock_examples::run_on_selected_runtime!(demo);
+/// A sansock server and client in one process on loopback: they exchange a few lines and
+/// print every handler call as it happens, then the demo exits.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    common: sansock_examples::Common,
 }
 
-async fn demo<R: Runtime>() {
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = sansock_examples::run_on_selected_runtime!(&cli.common, demo()) {
+        sansock_examples::fail(e);
+    }
+}
+
+async fn demo<R: Runtime>() -> Result<(), String> {
     let listener = sansock_io::listen::<R, _>(
         ListenOptions::tcp("127.0.0.1", 0).data(0u32),
         Arc::new(Server),
     )
     .await
-    .expect("listen");
+    .map_err(|e| format!("listen: {e}"))?;
     println!("listening on {}", listener.local_addr());
     let lines = vec!["quit", "sans-io sockets", "hello"];
+    let port = listener.port().ok_or("the listener has no port")?;
     let _client = sansock_io::connect::<R, _>(
-        ConnectOptions::tcp("127.0.0.1", listener.port().unwrap()).data(lines),
+        ConnectOptions::tcp("127.0.0.1", port).data(lines),
         Arc::new(Client),
     )
     .await
-    .expect("connect");
+    .map_err(|e| format!("connect: {e}"))?;
     // Both sockets close once the conversation ends; the listener stays referenced.
     listener.set_ref(false);
-    let finished = R::timeout(Duration::from_secs(10), R::refs().idle()).await;
+    let finished = R::timeout(Duration::from_secs(10), sansock_io::context::idle::<R>()).await;
     listener.stop(true);
-    assert!(finished.is_some(), "the demo finishes within 10 s");
+    if finished.is_none() {
+        return Err("the demo did not finish within 10 s".into());
+    }
     println!("done");
+    Ok(())
 }

@@ -1,7 +1,11 @@
-//! A long-running echo server:
-//! `echo [--runtime tokio|tokio-current-thread|smol|async-std] [--host H] [--port P]`. Prints `listening on ADDR` first.
+//! A long-running echo server: `echo [--host H] [--port P] [--runtime R] [--log]`, over TLS
+//! with `--tls-cert PEM --tls-key PEM` or `--tls-self-signed [--ca-out PATH]`, offering
+//! `--alpn PROTO` (repeatable). Prints `listening on ADDR` first; `echo --help` says the rest.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use clap::Parser;
 
 use sansock_core::tls::{Pem, ServerTlsOptions};
 use sansock_core::{Handler, ListenOptions, Socket};
@@ -22,43 +26,99 @@ impl Handler for Echo {
     }
 }
 
-fn main() {
-    sansock_examples::run_on_selected_runtime!(serve);
+/// An echo server with end-to-end backpressure, over TCP or TLS. The first line printed is
+/// `listening on ADDR`.
+#[derive(Parser, Debug)]
+#[command(group(clap::ArgGroup::new("tls").args(["tls_cert", "tls_self_signed"])))]
+struct Cli {
+    #[command(flatten)]
+    common: sansock_examples::Common,
+    #[command(flatten)]
+    listen: sansock_examples::Listen,
+    /// Serve TLS with this certificate chain (PEM file, leaf first); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM file) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve TLS with a certificate for localhost and 127.0.0.1 generated at start (kept in
+    /// memory only). Clients must trust it as their CA: it is printed after the `listening on`
+    /// line, or written to --ca-out.
+    #[arg(long)]
+    tls_self_signed: bool,
+    /// With --tls-self-signed: write the certificate (PEM) to PATH instead of printing it. The
+    /// file is yours: echo does not remove it.
+    #[arg(long, value_name = "PATH", requires = "tls_self_signed")]
+    ca_out: Option<PathBuf>,
+    /// Offer this ALPN protocol (repeat for several, most preferred first); needs TLS.
+    #[arg(long = "alpn", value_name = "PROTO", requires = "tls")]
+    alpn: Vec<String>,
 }
 
-async fn serve<R: Runtime>() {
-    let host = sansock_examples::flag("host").unwrap_or_else(|| "127.0.0.1".to_owned());
-    let port: u16 = sansock_examples::flag("port").map_or(0, |p| p.parse().expect("--port"));
-    let mut options = ListenOptions::tcp(host, port);
-    let mut ca_note = None;
-    if let (Some(cert), Some(key)) = (
-        sansock_examples::flag("tls-cert"),
-        sansock_examples::flag("tls-key"),
-    ) {
-        options = options.tls(ServerTlsOptions::new(Pem::file(key), Pem::file(cert)));
-    } else if std::env::args().any(|a| a == "--tls-self-signed") {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .expect("params");
-        let cert = params.self_signed(&key).expect("self-signed certificate");
-        let path = std::env::temp_dir().join(format!("sansock-echo-ca-{}.pem", std::process::id()));
-        std::fs::write(&path, cert.pem()).expect("write the CA PEM");
-        ca_note = Some(path);
-        options = options.tls(ServerTlsOptions::new(key.serialize_pem(), cert.pem()));
+fn main() {
+    let cli = Cli::parse();
+    let common = cli.common.clone();
+    if let Err(e) = sansock_examples::run_on_selected_runtime!(&common, serve(cli)) {
+        sansock_examples::fail(e);
+    }
+}
+
+/// A certificate generated for `--tls-self-signed` (PEM), and where it goes once the server
+/// listens: to `--ca-out`, or printed.
+struct SelfSigned {
+    pem: String,
+    ca_out: Option<PathBuf>,
+}
+
+async fn serve<R: Runtime>(cli: Cli) -> Result<(), String> {
+    let mut options = ListenOptions::tcp(cli.listen.host, cli.listen.port);
+    let mut self_signed = None;
+    let tls = if let (Some(cert), Some(key)) = (cli.tls_cert, cli.tls_key) {
+        Some(ServerTlsOptions::new(Pem::file(key), Pem::file(cert)))
+    } else if cli.tls_self_signed {
+        let (key, cert) = self_signed_certificate()
+            .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
+        self_signed = Some(SelfSigned {
+            pem: cert.clone(),
+            ca_out: cli.ca_out,
+        });
+        Some(ServerTlsOptions::new(key, cert))
+    } else {
+        None
+    };
+    if let Some(tls) = tls {
+        options = options.tls(tls.alpn(&cli.alpn));
     }
     let listener = sansock_io::listen::<R, _>(options, Arc::new(Echo))
         .await
-        .unwrap_or_else(|e| {
-            eprintln!("echo: {e}");
-            std::process::exit(1)
-        });
+        .map_err(|e| e.to_string())?;
     println!("listening on {}", listener.local_addr());
-    if let Some(path) = ca_note {
-        println!(
-            "TLS: self-signed certificate (trust it as the CA) written to {}",
-            path.display()
-        );
+    // Written only now, so a server that failed to start leaves no file behind.
+    match self_signed {
+        Some(SelfSigned {
+            pem,
+            ca_out: Some(path),
+        }) => {
+            std::fs::write(&path, pem).map_err(|e| format!("--ca-out {}: {e}", path.display()))?;
+            println!(
+                "TLS: self-signed certificate (trust it as the CA) written to {}",
+                path.display()
+            );
+        }
+        Some(SelfSigned { pem, ca_out: None }) => print!(
+            "TLS: self-signed certificate (trust it as the CA; --ca-out PATH saves it to a file):\n{pem}"
+        ),
+        None => {}
     }
-    R::refs().idle().await;
+    sansock_io::context::idle::<R>().await;
+    Ok(())
+}
+
+/// A key and a self-signed certificate for `localhost` and `127.0.0.1`, as PEM text.
+fn self_signed_certificate() -> Result<(String, String), rcgen::Error> {
+    let key = rcgen::KeyPair::generate()?;
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let cert = params.self_signed(&key)?;
+    Ok((key.serialize_pem(), cert.pem()))
 }

@@ -1,11 +1,15 @@
 //! A line-protocol client with a timeout:
-//! `line_client --connect HOST:PORT [--timeout-ms 2000] [--runtime R] LINE...`.
+//! `line_client --connect HOST:PORT [--timeout-ms 2000] [--runtime R] [--log] LINE...`.
 //!
 //! Sends each LINE, waits for one reply line per request, prints it, and gives up (exit 1) if
-//! the server stays silent for the timeout. Try it against `echo` or `chat`.
+//! the server stays silent for the timeout, or the connection fails. Try it against `echo`
+//! or `chat`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use clap::Parser;
+use sansock_examples::HostPort;
 
 use sansock_core::{CloseError, ConnectOptions, Handler, Socket};
 use sansock_io::Runtime;
@@ -69,33 +73,40 @@ impl Handler for LineClient {
     }
 }
 
-fn main() {
-    let ok = sansock_examples::run_on_selected_runtime!(run);
-    std::process::exit(if ok { 0 } else { 1 });
+/// Sends each LINE to a line-protocol server, waits for one reply line per request and prints
+/// it; exits 1 if the connection fails or the server stays silent for the timeout.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    common: sansock_examples::Common,
+    /// The server to connect to.
+    #[arg(long, value_name = "HOST:PORT", value_parser = sansock_examples::host_port)]
+    connect: HostPort,
+    /// How long to wait for each reply, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    timeout_ms: u64,
+    /// The lines to send, in order.
+    #[arg(value_name = "LINE")]
+    lines: Vec<String>,
 }
 
-async fn run<R: Runtime>() -> bool {
-    let target = sansock_examples::flag("connect").expect("--connect HOST:PORT");
-    let (host, port) = target.rsplit_once(':').expect("--connect HOST:PORT");
-    let timeout = Duration::from_millis(
-        sansock_examples::flag("timeout-ms").map_or(2000, |t| t.parse().expect("--timeout-ms")),
+fn main() {
+    let cli = Cli::parse();
+    let timeout = Duration::from_millis(cli.timeout_ms);
+    let result = sansock_examples::run_on_selected_runtime!(
+        &cli.common,
+        run(cli.connect, timeout, cli.lines)
     );
-    // Positional arguments (not flags or flag values) are the lines to send.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut lines = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        if args[i].starts_with("--") {
-            i += if args[i].contains('=') || args[i] == "--log" {
-                1
-            } else {
-                2
-            };
-        } else {
-            lines.push(args[i].clone());
-            i += 1;
-        }
+    if let Err(e) = result {
+        sansock_examples::fail(e);
     }
+}
+
+async fn run<R: Runtime>(
+    target: HostPort,
+    timeout: Duration,
+    mut lines: Vec<String>,
+) -> Result<(), String> {
     lines.reverse();
     let outcome = Arc::new(Mutex::new(None));
     let session = Session {
@@ -103,19 +114,11 @@ async fn run<R: Runtime>() -> bool {
         partial: Vec::new(),
         outcome: outcome.clone(),
     };
-    let options = ConnectOptions::tcp(host, port.parse().expect("port")).data(session);
-    if let Err(e) = sansock_io::connect::<R, _>(options, Arc::new(LineClient { timeout })).await {
-        eprintln!("line_client: {e}");
-        return false;
-    }
-    R::refs().idle().await;
+    let options = ConnectOptions::tcp(target.host.clone(), target.port).data(session);
+    sansock_io::connect::<R, _>(options, Arc::new(LineClient { timeout }))
+        .await
+        .map_err(|e| format!("connect {target}: {e}"))?;
+    sansock_io::context::idle::<R>().await;
     let result = outcome.lock().unwrap().take();
-    match result {
-        Some(Ok(())) => true,
-        Some(Err(e)) => {
-            eprintln!("line_client: {e}");
-            false
-        }
-        None => false,
-    }
+    result.unwrap_or_else(|| Err("the connection closed without an outcome".into()))
 }

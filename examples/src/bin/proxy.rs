@@ -1,5 +1,5 @@
 //! A TCP proxy with end-to-end backpressure:
-//! `proxy --upstream HOST:PORT [--runtime R] [--host H] [--port P] [--log]`.
+//! `proxy --upstream HOST:PORT [--host H] [--port P] [--runtime R] [--log]`.
 //!
 //! Each accepted client gets its own upstream connection. Every byte read on one side is
 //! written to the other; once the other side's send buffer reaches the high-water mark, the
@@ -7,6 +7,9 @@
 //! bounded (two high-water marks plus two reads) however fast either end sends.
 
 use std::sync::{Arc, OnceLock};
+
+use clap::Parser;
+use sansock_examples::HostPort;
 
 use sansock_core::{CloseError, ConnectOptions, Handler, ListenOptions, Socket, SocketHandle};
 use sansock_io::Runtime;
@@ -78,24 +81,37 @@ impl Handler for Relay {
     }
 }
 
-fn main() {
-    sansock_examples::run_on_selected_runtime!(serve);
+/// A TCP proxy with end-to-end backpressure: each client accepted gets its own connection to
+/// the upstream server. The first line printed is `listening on ADDR`.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    common: sansock_examples::Common,
+    #[command(flatten)]
+    listen: sansock_examples::Listen,
+    /// The server to relay to.
+    #[arg(long, value_name = "HOST:PORT", value_parser = sansock_examples::host_port)]
+    upstream: HostPort,
 }
 
-async fn serve<R: Runtime>() {
-    let host = sansock_examples::flag("host").unwrap_or_else(|| "127.0.0.1".to_owned());
-    let port: u16 = sansock_examples::flag("port").map_or(0, |p| p.parse().expect("--port"));
-    let upstream = sansock_examples::flag("upstream").expect("--upstream HOST:PORT");
-    let (up_host, up_port) = upstream.rsplit_once(':').expect("--upstream HOST:PORT");
-    let (up_host, up_port) = (
-        up_host.to_owned(),
-        up_port.parse::<u16>().expect("upstream port"),
-    );
+fn main() {
+    let cli = Cli::parse();
+    let result =
+        sansock_examples::run_on_selected_runtime!(&cli.common, serve(cli.listen, cli.upstream));
+    if let Err(e) = result {
+        sansock_examples::fail(e);
+    }
+}
+
+async fn serve<R: Runtime>(
+    listen: sansock_examples::Listen,
+    upstream: HostPort,
+) -> Result<(), String> {
     let upstream_handlers: Arc<dyn Handler<Data = Pipe>> = Arc::new(Relay { connect: None });
     let connect: ConnectUpstream = Box::new(move |client, client_peer, pipe| {
-        let (host, handlers) = (up_host.clone(), upstream_handlers.clone());
+        let (upstream, handlers) = (upstream.clone(), upstream_handlers.clone());
         R::spawn(async move {
-            let options = ConnectOptions::tcp(host, up_port)
+            let options = ConnectOptions::tcp(upstream.host.clone(), upstream.port)
                 .allow_half_open(true)
                 .data(pipe);
             match sansock_io::connect::<R, _>(options, handlers).await {
@@ -104,13 +120,14 @@ async fn serve<R: Runtime>() {
                     client.resume();
                 }
                 Err(e) => {
-                    eprintln!("proxy: upstream connect failed: {e}");
+                    // One client's failure: the proxy goes on serving the others.
+                    eprintln!("proxy: upstream {upstream}: {e}; closing the client");
                     client.close();
                 }
             }
         });
     });
-    let options = ListenOptions::tcp(host, port)
+    let options = ListenOptions::tcp(listen.host, listen.port)
         .allow_half_open(true)
         .data_with(Pipe::default);
     let listener = sansock_io::listen::<R, _>(
@@ -120,7 +137,8 @@ async fn serve<R: Runtime>() {
         }),
     )
     .await
-    .expect("listen");
+    .map_err(|e| e.to_string())?;
     println!("listening on {}", listener.local_addr());
-    R::refs().idle().await;
+    sansock_io::context::idle::<R>().await;
+    Ok(())
 }
