@@ -10,7 +10,9 @@ pub mod accept_failures;
 pub mod recorder;
 pub mod reliability;
 pub mod scenarios;
+pub mod starttls;
 pub mod stream;
+pub mod stream_view;
 pub mod tls_scenarios;
 pub mod write_contract;
 
@@ -110,7 +112,7 @@ pub fn raise_fd_limit(want: u64) -> u64 {
 #[macro_export]
 macro_rules! conformance_tests {
     ($adapter:ty) => {
-        $crate::conformance_tests!(@each $adapter;
+        $crate::conformance_tests!(@in scenarios $adapter;
             event_order_normal_exchange,
             corked_writes_arrive_together,
             backpressure_then_drain_exact_bytes,
@@ -143,13 +145,24 @@ macro_rules! conformance_tests {
             panicking_data_factory_drops_only_that_connection,
             bracketed_ipv4_host_is_refused_before_dialling,
         );
-        $crate::conformance_tests!(@write $adapter;
+        $crate::conformance_tests!(@in write_contract $adapter;
             readme_echo_delivers_every_byte_to_a_client_that_reads_last,
             ignored_backpressure_past_max_buffered_ends_with_a_typed_error,
             paced_echo_bounds_its_buffer_and_delivers_every_byte,
         );
-        $crate::conformance_tests!(@tls $adapter;
+        $crate::conformance_tests!(@in stream_view $adapter;
+            stream_echo_16_mib_exact,
+            stream_slow_reader_bounds_its_buffer,
+            stream_half_close_then_reply,
+            stream_reset_is_connection_reset,
+            stream_timeout_fails_a_pending_read_only,
+        );
+        $crate::conformance_tests!(@in starttls $adapter;
+            starttls_upgrades_a_live_connection_on_both_ends,
+        );
+        $crate::conformance_tests!(@in tls_scenarios $adapter;
             tls_trusted_handshake_and_echo,
+            tls_session_resumption,
             tls_rejections_with_and_without_reject_unauthorized,
             tls_sni_selects_certificate,
             tls_mutual_accepted_and_refused,
@@ -161,35 +174,13 @@ macro_rules! conformance_tests {
             tls_interop_sansock_client_to_openssl_server,
         );
     };
-    (@write $adapter:ty; $($name:ident),* $(,)?) => {
+    (@in $module:ident $adapter:ty; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 $crate::run_with_timeout::<$adapter, _>(
                     ::std::time::Duration::from_secs(60),
-                    $crate::write_contract::$name::<$adapter>(),
-                );
-            }
-        )*
-    };
-    (@tls $adapter:ty; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::run_with_timeout::<$adapter, _>(
-                    ::std::time::Duration::from_secs(60),
-                    $crate::tls_scenarios::$name::<$adapter>(),
-                );
-            }
-        )*
-    };
-    (@each $adapter:ty; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::run_with_timeout::<$adapter, _>(
-                    ::std::time::Duration::from_secs(60),
-                    $crate::scenarios::$name::<$adapter>(),
+                    $crate::$module::$name::<$adapter>(),
                 );
             }
         )*

@@ -22,7 +22,7 @@ async fn server<A: Adapter>(
     server_with::<A>(ListenOptions::tcp("127.0.0.1", 0), handler).await
 }
 
-async fn server_with<A: Adapter>(
+pub(crate) async fn server_with<A: Adapter>(
     options: ListenOptions<()>,
     handler: Arc<dyn sansock_core::Handler<Data = Data>>,
 ) -> (Listener<A::Runtime, Data>, Arc<Logs>) {
@@ -52,13 +52,13 @@ async fn client_with<A: Adapter>(
     (socket, log)
 }
 
-async fn first_server_log<A: Adapter>(logs: &Logs) -> Arc<Log> {
+pub(crate) async fn first_server_log<A: Adapter>(logs: &Logs) -> Arc<Log> {
     wait_until::<A>("the server accepted", T, || !logs.is_empty()).await;
     logs.get(0).unwrap()
 }
 
 /// A deterministic pseudo-random pattern (xorshift), so corruption cannot hide.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sansock_core::test_certs::TestPki;
-use sansock_core::tls::{ClientTlsOptions, Pem, ServerTlsOptions, TlsConfigError, TlsError};
+use sansock_core::tls::{
+    ClientTlsOptions, Pem, ServerTlsOptions, TlsConfigError, TlsError, TlsVersion,
+};
 use sansock_core::{ConnectError, ConnectOptions, ListenError, ListenOptions, SocketHandle};
 
 use crate::recorder::{echo, quiet, recorder, Data, Ev, Log, Logs};
@@ -84,7 +86,7 @@ pub async fn tls_trusted_handshake_and_echo<A: Adapter>() {
     assert_eq!(clog.trace(), ["open", "handshake", "data"]);
     assert_eq!(slog.trace(), ["open", "handshake", "data"]);
     let info = c.tls_info().expect("negotiated");
-    assert_eq!(info.version.as_deref(), Some("TLSv1.3"));
+    assert_eq!(info.version, Some(TlsVersion::Tls13));
     assert!(info.authorized);
     assert_eq!(info.server_name.as_deref(), Some("localhost"));
     // end() sends close_notify after pending data; both sides close cleanly.
@@ -94,6 +96,26 @@ pub async fn tls_trusted_handshake_and_echo<A: Adapter>() {
     assert_eq!(slog.trace(), ["open", "handshake", "data", "end", "close"]);
     assert_eq!(slog.received(), b"hello tls!");
     assert_eq!(clog.close_error(), Some(None));
+    l.stop(true);
+}
+
+/// A second connection with the same `ClientTlsOptions` value resumes the first one's session
+/// (the options keep one rustls configuration and its session cache).
+pub async fn tls_session_resumption<A: Adapter>() {
+    let (l, _logs) = tls_server::<A>(server_opts(), echo()).await;
+    let client = trusting();
+    let mut reused = Vec::new();
+    for _ in 0..2 {
+        let (c, clog) = tls_client::<A>(port_of(&l), "localhost", client.clone(), hello()).await;
+        // The echo comes after the server's session tickets.
+        wait_until::<A>("echo over TLS", T, || clog.received() == b"hello tls").await;
+        let info = c.tls_info().unwrap();
+        assert!(info.authorized);
+        reused.push(info.session_reused);
+        c.end();
+        wait_until::<A>("closed", T, || clog.is_closed()).await;
+    }
+    assert_eq!(reused, [false, true]);
     l.stop(true);
 }
 
@@ -455,7 +477,7 @@ pub async fn tls_interop_sansock_client_to_openssl_server<A: Adapter>() {
     .await;
     wait_until::<A>("openssl answered", T, || log.received() == b"kcosnas\n").await;
     assert_eq!(log.trace(), ["open", "handshake", "data"]);
-    assert_eq!(c.tls_info().unwrap().version.as_deref(), Some("TLSv1.3"));
+    assert_eq!(c.tls_info().unwrap().version, Some(TlsVersion::Tls13));
     c.end();
     wait_until::<A>("closed", T, || log.is_closed()).await;
     let _ = server.kill();

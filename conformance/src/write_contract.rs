@@ -54,7 +54,12 @@ fn send_then_read(
     let r2 = result.clone();
     std::thread::spawn(move || {
         let run = || -> std::io::Result<Vec<u8>> {
-            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            // A small fixed receive buffer (no autotuning, which grows to 32 MiB on some
+            // machines): the server's replies pile up in its own buffer, not in the kernel's.
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            socket.set_recv_buffer_size(64 * 1024)?;
+            socket.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+            let mut s: TcpStream = socket.into();
             s.set_write_timeout(Some(Duration::from_secs(30)))?;
             s.set_read_timeout(Some(Duration::from_secs(30)))?;
             s.write_all(&payload)?;

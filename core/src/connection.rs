@@ -218,6 +218,8 @@ pub struct Connection {
     /// A [`Transmit`] holds the send buffer (and TLS session): bytes it holds, counted as
     /// buffered until it is finished.
     in_flight: Option<usize>,
+    /// After a STARTTLS upgrade: the plain bytes accepted before it, sent before any record.
+    plain_prefix: Option<Box<Sink>>,
     handshake_deadline: Option<Instant>,
     tls_info: Option<Arc<TlsInfo>>,
 }
@@ -245,6 +247,7 @@ impl Connection {
             bytes_accepted: 0,
             tls: None,
             in_flight: None,
+            plain_prefix: None,
             handshake_deadline: None,
             tls_info: None,
         }
@@ -272,6 +275,20 @@ impl Connection {
     /// What the TLS handshake negotiated, once it completed.
     pub fn tls_info(&self) -> Option<&Arc<TlsInfo>> {
         self.tls_info.as_ref()
+    }
+
+    /// Keying material exported from the TLS session (see
+    /// [`SocketHandle::export_keying_material`](crate::SocketHandle::export_keying_material)).
+    pub fn export_keying_material(
+        &self,
+        label: &[u8],
+        context: Option<&[u8]>,
+        len: usize,
+    ) -> Result<Vec<u8>, crate::tls::ExportError> {
+        match &self.tls {
+            Some(session) => session.export_keying_material(label, context, len),
+            None => Err(crate::tls::ExportError::NotTls),
+        }
     }
 
     fn tls_handshaking(&self) -> bool {
@@ -321,7 +338,8 @@ impl Connection {
         if self.is_closed() {
             return false;
         }
-        let tls_pending = self.tls.as_ref().is_some_and(|t| t.wants_write());
+        let tls_pending =
+            self.tls.as_ref().is_some_and(|t| t.wants_write()) || self.plain_prefix.is_some();
         let encryptable =
             self.may_encrypt() && (!self.sink.is_empty() || self.send == SendState::Flushing);
         tls_pending || encryptable
@@ -332,6 +350,7 @@ impl Connection {
     pub fn buffered_amount(&self) -> usize {
         self.sink.len()
             + self.tls.as_ref().map_or(0, |t| t.pending_ciphertext())
+            + self.plain_prefix.as_ref().map_or(0, |p| p.len())
             + self.in_flight.unwrap_or(0)
     }
 
@@ -515,6 +534,14 @@ impl Connection {
     pub fn resume(&mut self) {
         self.paused = false;
         self.resume_on_drain = false;
+    }
+
+    /// Asks for a `drain` once everything buffered is written (at the next flush if nothing
+    /// is): how a flush waits for the OS to take the bytes.
+    pub fn request_drain(&mut self) {
+        if !self.is_closed() && self.send == SendState::Open {
+            self.drain_owed = true;
+        }
     }
 
     /// Stops reading until `drain`: the echo/proxy pattern for a write that returned
@@ -715,6 +742,7 @@ impl Connection {
         self.in_flight = Some(self.buffered_amount());
         let hwm = self.sink.high_water_mark();
         Some(Transmit::new(
+            self.plain_prefix.take(),
             std::mem::replace(&mut self.sink, Sink::with_high_water_mark(hwm)),
             self.tls.take(),
             self.send == SendState::Flushing,
@@ -726,10 +754,11 @@ impl Connection {
     /// block; a write error closes the connection.
     pub fn finish_transmit(&mut self, now: Instant, job: Transmit) -> bool {
         self.in_flight = None;
-        let (mut sink, tls, outcome) = job.into_parts();
+        let (plain_prefix, mut sink, tls, outcome) = job.into_parts();
         sink.append(&mut self.sink);
         self.sink = sink;
         self.tls = tls;
+        self.plain_prefix = plain_prefix;
         if outcome.written > 0 {
             self.idle.activity(now);
         }
@@ -748,7 +777,8 @@ impl Connection {
     }
 
     fn check_drain(&mut self) {
-        let tls_pending = self.tls.as_ref().is_some_and(|t| t.wants_write());
+        let tls_pending =
+            self.tls.as_ref().is_some_and(|t| t.wants_write()) || self.plain_prefix.is_some();
         if self.sink.is_empty() && !tls_pending {
             self.queue_drain();
         }
@@ -905,7 +935,7 @@ impl Connection {
                     && !t.wants_write()
             }
         };
-        if !flushed {
+        if !flushed || self.plain_prefix.is_some() {
             return false;
         }
         self.after_fin_sent(Some(now));
@@ -961,6 +991,34 @@ impl Connection {
             Phase::Closed(action) => Some(action),
             Phase::Open => None,
         }
+    }
+
+    /// STARTTLS: from now on this connection speaks TLS through `session`. Bytes written
+    /// before are sent as they are, ahead of the first record; every later write is
+    /// encrypted (queued until the handshake completes), and every later read is ciphertext.
+    /// `Handshake` fires when the handshake ends, which must happen within `timeout`.
+    pub(crate) fn start_tls(
+        &mut self,
+        session: TlsSession,
+        timeout: Duration,
+    ) -> Result<(), crate::error::StartTlsError> {
+        use crate::error::StartTlsError;
+        if self.tls.is_some() || self.in_flight.is_some() {
+            return Err(StartTlsError::AlreadyTls);
+        }
+        if !self.may_send() || !self.may_recv() {
+            return Err(StartTlsError::NotOpen);
+        }
+        if !self.sink.is_empty() {
+            let hwm = self.sink.high_water_mark();
+            let plain = std::mem::replace(&mut self.sink, Sink::with_high_water_mark(hwm));
+            self.plain_prefix = Some(Box::new(plain));
+        }
+        self.tls = Some(Box::new(session));
+        self.tls_info = None;
+        // Called from a handler: the input that dispatched it is this instant's nearest.
+        self.handshake_deadline = Some(self.idle_last_seen() + timeout);
+        Ok(())
     }
 
     /// TLS only: ciphertext held while paused waits to be decrypted and reading is no longer

@@ -176,6 +176,31 @@ impl From<SocketError> for io::Error {
     }
 }
 
+/// Why a STARTTLS upgrade (`Socket::start_tls_server` / `start_tls_client`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartTlsError {
+    /// The socket already speaks TLS.
+    #[error("the socket already speaks TLS")]
+    AlreadyTls,
+    /// The socket is closing or closed, or its peer has ended: nothing to secure.
+    #[error("the socket is not open in both directions")]
+    NotOpen,
+    /// A TLS session could not be started with the given configuration.
+    #[error("cannot start a TLS session: {0}")]
+    Session(crate::tls::TlsError),
+}
+
+impl From<StartTlsError> for io::Error {
+    fn from(e: StartTlsError) -> Self {
+        let kind = match e {
+            StartTlsError::AlreadyTls | StartTlsError::Session(_) => io::ErrorKind::InvalidInput,
+            StartTlsError::NotOpen => io::ErrorKind::NotConnected,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
 /// Why a client connect failed; passed to `connect_error` and returned by `connect`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -15,6 +15,8 @@ const MAX_IO_SLICES: usize = 64;
 /// [`Connection::finish_transmit`](crate::Connection::finish_transmit).
 #[derive(Debug)]
 pub struct Transmit {
+    /// Plain bytes written before a STARTTLS upgrade: they go out as they are, first.
+    plain_prefix: Option<Box<Sink>>,
     sink: Sink,
     tls: Option<Box<TlsSession>>,
     /// The connection is flushing toward its FIN: TLS sends close_notify once all is sent.
@@ -31,8 +33,14 @@ pub(crate) struct Outcome {
 }
 
 impl Transmit {
-    pub(crate) fn new(sink: Sink, tls: Option<Box<TlsSession>>, flushing: bool) -> Self {
+    pub(crate) fn new(
+        plain_prefix: Option<Box<Sink>>,
+        sink: Sink,
+        tls: Option<Box<TlsSession>>,
+        flushing: bool,
+    ) -> Self {
         Transmit {
+            plain_prefix,
             sink,
             tls,
             flushing,
@@ -40,14 +48,29 @@ impl Transmit {
         }
     }
 
-    pub(crate) fn into_parts(self) -> (Sink, Option<Box<TlsSession>>, Outcome) {
-        (self.sink, self.tls, self.outcome)
+    /// The plain prefix left (if any), the send buffer, the session and what happened.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn into_parts(self) -> (Option<Box<Sink>>, Sink, Option<Box<TlsSession>>, Outcome) {
+        (self.plain_prefix, self.sink, self.tls, self.outcome)
     }
 
     /// Writes through `write` (one vectored write per call; `None` means it would block) until
     /// everything is written, it would block, or it fails: buffered plaintext for TCP;
     /// for TLS, ciphertext, encrypting buffered plaintext first once the handshake is done.
     pub fn run(&mut self, mut write: impl FnMut(&[IoSlice<'_>]) -> Option<io::Result<usize>>) {
+        if let Some(prefix) = self.plain_prefix.as_deref_mut() {
+            match run_plain(prefix, &mut write, &mut self.outcome.written) {
+                Ok(false) => self.plain_prefix = None,
+                Ok(true) => {
+                    self.outcome.blocked = true;
+                    return;
+                }
+                Err(e) => {
+                    self.outcome.error = Some(e);
+                    return;
+                }
+            }
+        }
         let result = match self.tls.as_deref_mut() {
             None => run_plain(&mut self.sink, &mut write, &mut self.outcome.written),
             Some(tls) => run_tls(

@@ -28,7 +28,7 @@
 //!    read while the socket was paused, once it is resumed: its deadline is then due at once.)
 //! 2. While [`Driver::interest`]`().read` and the socket is readable: read into a buffer (it
 //!    may be shared by every socket of the thread: the core never keeps it) and call
-//!    [`Driver::handle_read`]`(now, &mut buf[..n])` (TLS records are decrypted in place, so the
+//!    [`Driver::handle_read`]`(now, &mut buf[..n])` (TLS records are decrypted inside it, so the
 //!    buffer's contents change); on `n == 0` call [`Driver::handle_eof`]; on an
 //!    error call [`Driver::handle_io_error`]. Cap the reads per turn so one busy socket cannot
 //!    starve the others.
@@ -146,6 +146,7 @@ mod addr;
 mod connection;
 mod driver;
 mod error;
+pub mod framing;
 mod handler;
 mod jobs;
 mod listener;
@@ -162,7 +163,7 @@ pub use connection::{
     DEFAULT_MAX_BUFFERED,
 };
 pub use driver::{report_connect_error, Driver, Interest};
-pub use error::{CloseError, ConnectError, ListenError, SocketError, WriteError};
+pub use error::{CloseError, ConnectError, ListenError, SocketError, StartTlsError, WriteError};
 pub use handler::Handler;
 pub use jobs::{TlsReceive, Transmit};
 pub use listener::ListenerShared;

@@ -120,6 +120,12 @@ macro_rules! socket_ops {
             r
         }
 
+        /// Asks for a `drain` once everything buffered is written (at the next flush if nothing
+        /// is buffered): a flush that waits until the OS took every byte.
+        pub fn request_drain(&self) {
+            self.shared().with(true, |s| s.conn.request_drain())
+        }
+
         /// Stops delivering `data` until `drain` fires (reading resumes by itself just before
         /// it): what to do when [`write`](Self::write) returns
         /// [`WriteStatus::Backpressured`]. `drain` fires once everything buffered is written
@@ -225,6 +231,25 @@ macro_rules! socket_ops {
             self.shared().lock().conn.tls_info().cloned()
         }
 
+        /// `len` bytes of keying material exported from the TLS session for `label` and
+        /// `context` (RFC 5705 / RFC 8446 section 7.5 exporters; Bun's `exportKeyingMaterial`):
+        /// both ends get the same bytes, for binding an application protocol to this session.
+        /// After the handshake, and from TLS 1.3 sessions only ([`ExportError::Unsupported`]
+        /// over TLS 1.2). With TLS 1.3 no context and an empty one give the same bytes.
+        ///
+        /// [`ExportError::Unsupported`]: crate::tls::ExportError::Unsupported
+        pub fn export_keying_material(
+            &self,
+            label: &[u8],
+            context: Option<&[u8]>,
+            len: usize,
+        ) -> Result<Vec<u8>, crate::tls::ExportError> {
+            self.shared()
+                .lock()
+                .conn
+                .export_keying_material(label, context, len)
+        }
+
         /// Whether writes are still accepted (not ended, not closed).
         pub fn is_writable(&self) -> bool {
             self.shared().lock().conn.may_send()
@@ -304,6 +329,35 @@ impl<D: Send + 'static> Socket<'_, D> {
         SocketHandle {
             shared: self.shared.clone(),
         }
+    }
+
+    /// STARTTLS, server side (Bun's `upgradeTLS`): from now on this socket speaks TLS as a
+    /// server with `tls`. What was written before (the "ready to start TLS" reply) is sent in
+    /// plain first; later writes are encrypted once the handshake completes, and `handshake`
+    /// fires as for a TLS listener (within `tls`'s handshake timeout). Bytes of the current
+    /// `data` call were already delivered as plain text: upgrade where the protocol says the
+    /// peer waits (after its STARTTLS command), as SMTP, IMAP and PostgreSQL do.
+    pub fn start_tls_server(
+        &mut self,
+        tls: &crate::tls::ServerTls,
+    ) -> Result<(), crate::error::StartTlsError> {
+        let session = crate::tls::session::TlsSession::server(tls)
+            .map_err(crate::error::StartTlsError::Session)?;
+        let timeout = tls.handshake_timeout;
+        self.shared.lock().conn.start_tls(session, timeout)
+    }
+
+    /// STARTTLS, client side: from now on this socket speaks TLS as a client with `tls`
+    /// (its ClientHello goes out after what was written before, in plain). See
+    /// [`start_tls_server`](Self::start_tls_server).
+    pub fn start_tls_client(
+        &mut self,
+        tls: &crate::tls::ClientTls,
+    ) -> Result<(), crate::error::StartTlsError> {
+        let session = crate::tls::session::TlsSession::client(tls)
+            .map_err(crate::error::StartTlsError::Session)?;
+        let timeout = tls.handshake_timeout;
+        self.shared.lock().conn.start_tls(session, timeout)
     }
 }
 

@@ -115,11 +115,31 @@ fn tls_corpus_and_regressions_replay() {
 }
 
 #[test]
+fn tls_session_corpus_and_regressions_replay() {
+    replay("tls_session");
+}
+
+/// Prints the `tls_session` input in `$FUZZ_INPUT` as operations:
+/// `FUZZ_INPUT=fuzz/artifacts/tls_session/crash-... cargo test -p sansock-core --test
+/// fuzz_corpus show_tls_session_input -- --ignored --nocapture`.
+#[test]
+#[ignore = "a tool: reads $FUZZ_INPUT"]
+fn show_tls_session_input() {
+    let path = std::env::var("FUZZ_INPUT").expect("FUZZ_INPUT names an input file");
+    let bytes = fs::read(&path).expect("readable input");
+    println!("{}", driver::describe_tls_session(&bytes));
+    println!(
+        "{:?}",
+        catch_unwind(AssertUnwindSafe(|| driver::run_tls_session(&bytes)))
+    );
+}
+
+#[test]
 fn every_target_is_replayed() {
     let names: Vec<&str> = driver::TARGETS.iter().map(|t| t.name).collect();
     assert_eq!(
         names,
-        ["connection", "sink", "config", "tls"],
+        ["connection", "sink", "config", "tls", "tls_session"],
         "add a #[test] for every new target"
     );
 }

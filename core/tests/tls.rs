@@ -7,7 +7,8 @@ use std::time::Duration;
 use sansock_core::sim::{sim_write, Pair, PairConfig, Seen, Side, SimHandler};
 use sansock_core::test_certs::TestPki;
 use sansock_core::tls::{
-    ClientTls, ClientTlsOptions, Pem, ServerTls, ServerTlsOptions, TlsConfigError, TlsError,
+    ClientTls, ClientTlsOptions, ExportError, Pem, ServerTls, ServerTlsOptions, TlsConfigError,
+    TlsError, TlsVersion,
 };
 use sansock_core::ConnectionConfig;
 
@@ -91,7 +92,7 @@ fn handshake_then_echo_with_writes_queued_before_it() {
         .handle()
         .tls_info()
         .expect("info after handshake");
-    assert_eq!(info.version.as_deref(), Some("TLSv1.3"));
+    assert_eq!(info.version, Some(TlsVersion::Tls13));
     assert!(info.authorized);
     assert!(!info.peer_certificates.is_empty());
     assert!(info.cipher_suite.is_some());
@@ -750,4 +751,266 @@ fn close_notify_then_fin_is_a_clean_close() {
             "{side:?}"
         );
     }
+}
+
+// ----- session resumption -----
+
+/// One connection from `client` to a listener serving `server` (built once, as a listener
+/// does), run until settled.
+fn connect_with(server: &ServerTls, client: &ClientTlsOptions) -> Pair {
+    let mut p = Pair::with_tls(
+        PairConfig::default(),
+        Some((server.clone(), client_tls(client.clone()))),
+        echo(),
+        hello_client(),
+    );
+    p.run();
+    p.check().unwrap();
+    assert_eq!(p.end(Side::Client).log().received, b"hello");
+    p
+}
+
+/// Whether `side` resumed: `[server, client]`.
+fn resumed(p: &Pair) -> [bool; 2] {
+    [Side::Server, Side::Client].map(|side| p.end(side).handle().tls_info().unwrap().session_reused)
+}
+
+#[test]
+fn a_second_connect_with_the_same_options_resumes_the_session() {
+    let server = server_tls(default_server());
+    let client = trusting_client();
+    let first = connect_with(&server, &client);
+    assert_eq!(resumed(&first), [false, false]);
+    let second = connect_with(&server, &client);
+    assert_eq!(resumed(&second), [true, true]);
+    let info = second.end(Side::Client).handle().tls_info().unwrap();
+    assert!(info.authorized);
+    assert_eq!(info.authorization_error, None);
+    assert_eq!(
+        info.peer_certificates,
+        first
+            .end(Side::Client)
+            .handle()
+            .tls_info()
+            .unwrap()
+            .peer_certificates,
+        "a resumed session keeps the server's chain"
+    );
+    // A clone shares the session cache, also with a per-connection name or timeout.
+    let clone = client
+        .clone()
+        .server_name("localhost")
+        .handshake_timeout(Duration::from_secs(5));
+    assert_eq!(resumed(&connect_with(&server, &clone)), [true, true]);
+}
+
+#[test]
+fn other_options_values_do_not_resume() {
+    let server = server_tls(default_server());
+    let client = trusting_client();
+    connect_with(&server, &client);
+    // An equal value built separately has its own, empty cache.
+    assert_eq!(
+        resumed(&connect_with(&server, &trusting_client())),
+        [false, false]
+    );
+    // A clone given other ALPN protocols gets a configuration of its own.
+    let other_alpn = client.clone().alpn(["h2"]);
+    assert_eq!(resumed(&connect_with(&server, &other_alpn)), [false, false]);
+    // A field assigned directly: rebuilt at the next connect.
+    let mut changed = client.clone();
+    changed.alpn = vec![b"http/1.1".to_vec()];
+    assert_eq!(resumed(&connect_with(&server, &changed)), [false, false]);
+    assert_eq!(resumed(&connect_with(&server, &changed)), [true, true]);
+}
+
+#[test]
+fn a_resumed_session_still_reports_an_untrusted_certificate() {
+    // No `ca`: the test CA is not among Mozilla's roots.
+    let server = server_tls(default_server());
+    let client = ClientTlsOptions::new().reject_unauthorized(false);
+    for reused in [false, true] {
+        let p = connect_with(&server, &client);
+        assert_eq!(resumed(&p), [reused, reused]);
+        assert_eq!(
+            p.end(Side::Client).log().events[1],
+            Seen::Handshake(true, Some(TlsError::UnknownIssuer)),
+            "resumed: {reused}"
+        );
+        let info = p.end(Side::Client).handle().tls_info().unwrap();
+        assert!(!info.authorized);
+        assert_eq!(info.authorization_error, Some(TlsError::UnknownIssuer));
+    }
+}
+
+#[test]
+fn mutual_tls_resumes_with_the_client_certificate() {
+    let server = server_tls(
+        default_server()
+            .ca(pki().ca_pem.as_str())
+            .request_cert(true),
+    );
+    let client = trusting_client().client_cert(
+        pki().client.cert_pem.as_str(),
+        pki().client.key_pem.as_str(),
+    );
+    let first = connect_with(&server, &client);
+    let second = connect_with(&server, &client);
+    assert_eq!(resumed(&second), [true, true]);
+    let info = second.end(Side::Server).handle().tls_info().unwrap();
+    assert!(info.authorized);
+    assert_eq!(
+        info.peer_certificates,
+        first
+            .end(Side::Server)
+            .handle()
+            .tls_info()
+            .unwrap()
+            .peer_certificates
+    );
+}
+
+// ----- keying material exporters -----
+
+fn export(p: &Pair, side: Side, label: &[u8], context: Option<&[u8]>) -> Vec<u8> {
+    p.end(side)
+        .handle()
+        .export_keying_material(label, context, 32)
+        .unwrap()
+}
+
+#[test]
+fn both_ends_export_the_same_keying_material() {
+    let mut p = pair(default_server(), trusting_client(), echo(), hello_client());
+    assert_eq!(
+        p.end(Side::Client)
+            .handle()
+            .export_keying_material(b"EXPORTER-test", None, 32),
+        Err(ExportError::HandshakeNotDone)
+    );
+    p.run();
+    p.check().unwrap();
+    let client = export(&p, Side::Client, b"EXPORTER-test", None);
+    assert_eq!(client.len(), 32);
+    assert_eq!(client, export(&p, Side::Server, b"EXPORTER-test", None));
+    // TLS 1.3: no context is an empty context.
+    assert_eq!(
+        client,
+        export(&p, Side::Server, b"EXPORTER-test", Some(b""))
+    );
+    // Another label or context gives other bytes.
+    let other_label = export(&p, Side::Client, b"EXPORTER-other", None);
+    assert_ne!(client, other_label);
+    assert_eq!(
+        other_label,
+        export(&p, Side::Server, b"EXPORTER-other", None)
+    );
+    let with_context = export(&p, Side::Client, b"EXPORTER-test", Some(b"ctx"));
+    assert_ne!(client, with_context);
+    assert_eq!(
+        with_context,
+        export(&p, Side::Server, b"EXPORTER-test", Some(b"ctx"))
+    );
+    // Another session gives other bytes.
+    let mut q = pair(default_server(), trusting_client(), echo(), hello_client());
+    q.run();
+    assert_ne!(client, export(&q, Side::Client, b"EXPORTER-test", None));
+    let h = p.end(Side::Client).handle();
+    assert_eq!(
+        h.export_keying_material(b"x", None, 0),
+        Err(ExportError::InvalidLength { len: 0 })
+    );
+    assert_eq!(
+        h.export_keying_material(b"x", None, 255 * 48 + 1),
+        Err(ExportError::InvalidLength { len: 255 * 48 + 1 })
+    );
+    assert_eq!(
+        h.export_keying_material(&[b'x'; 250], None, 32),
+        Err(ExportError::InvalidLabel { len: 250 })
+    );
+}
+
+#[test]
+fn a_resumed_session_exports_too_and_plain_tcp_does_not() {
+    let server = server_tls(default_server());
+    let client = trusting_client();
+    let first = connect_with(&server, &client);
+    let second = connect_with(&server, &client);
+    assert_eq!(resumed(&second), [true, true]);
+    let material = export(&second, Side::Client, b"EXPORTER-test", None);
+    assert_eq!(
+        material,
+        export(&second, Side::Server, b"EXPORTER-test", None)
+    );
+    assert_ne!(
+        material,
+        export(&first, Side::Client, b"EXPORTER-test", None)
+    );
+    let mut plain = Pair::new(PairConfig::default(), echo(), hello_client());
+    plain.run();
+    assert_eq!(
+        plain
+            .end(Side::Client)
+            .handle()
+            .export_keying_material(b"EXPORTER-test", None, 32),
+        Err(ExportError::NotTls)
+    );
+}
+
+// ----- SNI -----
+
+#[test]
+fn sni_is_recorded_from_a_client_hello_read_one_byte_at_a_time() {
+    let server = default_server().sni(
+        "other.test",
+        pki().sni_other.key_pem.as_str(),
+        pki().sni_other.cert_pem.as_str(),
+    );
+    let client = trusting_client().server_name("Other.Test");
+    let mut p = pair(server, client, echo(), hello_client());
+    p.read_chunk = 1;
+    p.run_for(100_000);
+    p.check().unwrap();
+    assert_eq!(p.end(Side::Client).log().received, b"hello");
+    let info = p.end(Side::Server).handle().tls_info().unwrap();
+    assert_eq!(info.server_name.as_deref(), Some("other.test"));
+    assert_eq!(
+        p.end(Side::Client)
+            .handle()
+            .tls_info()
+            .unwrap()
+            .peer_certificates[0],
+        rustls_pki_types_der(&pki().sni_other.cert_pem)
+    );
+}
+
+#[test]
+fn sni_is_recorded_on_a_resumed_session_and_absent_for_an_ip() {
+    let server = server_tls(default_server());
+    let client = trusting_client();
+    connect_with(&server, &client);
+    let second = connect_with(&server, &client);
+    assert_eq!(resumed(&second), [true, true]);
+    let info = second.end(Side::Server).handle().tls_info().unwrap();
+    assert_eq!(info.server_name.as_deref(), Some("localhost"));
+    // A client connecting to an IP address sends no SNI.
+    let ip_client = client_tls_for(
+        "127.0.0.1",
+        ClientTlsOptions::new().reject_unauthorized(false),
+    );
+    let mut p = Pair::with_tls(
+        PairConfig::default(),
+        Some((server.clone(), ip_client)),
+        echo(),
+        hello_client(),
+    );
+    p.run();
+    p.check().unwrap();
+    assert_eq!(p.end(Side::Client).log().received, b"hello");
+    let info = p.end(Side::Server).handle().tls_info().unwrap();
+    assert_eq!(info.server_name, None);
+}
+
+fn client_tls_for(host: &str, opts: ClientTlsOptions) -> ClientTls {
+    opts.build(host, &no_files).expect("client config")
 }

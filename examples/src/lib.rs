@@ -175,6 +175,15 @@ macro_rules! run_on_selected_runtime {
     }};
 }
 
+/// A key and a self-signed certificate for `localhost` and `127.0.0.1`, as PEM text.
+pub fn self_signed_certificate() -> Result<(String, String), rcgen::Error> {
+    let key = rcgen::KeyPair::generate()?;
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let cert = params.self_signed(&key)?;
+    Ok((key.serialize_pem(), cert.pem()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

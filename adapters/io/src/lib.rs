@@ -15,11 +15,13 @@ pub mod io_loop;
 mod listener;
 mod runtime;
 pub mod setup;
+pub mod stream;
 
 pub use connect::connect;
 pub use context::RunOutput;
 pub use listener::{listen, Listener};
 pub use runtime::{Acceptor, Runtime, Timer, Transport};
+pub use stream::{connect_stream, listen_stream, SocketStream, StreamListener};
 
 /// Expands to an adapter's public entry points for `$runtime` (a [`Runtime`]): `Listener<D>`,
 /// `listen`, `listen_shared`, `connect`, `connect_shared`, `idle` and `referenced_count`, so
@@ -111,6 +113,28 @@ macro_rules! adapter_api {
             F::Output: $crate::RunOutput,
         {
             $crate::context::run::<$runtime, F>(main)
+        }
+
+        /// A connection as an async byte stream (`futures_io::AsyncRead + AsyncWrite`, and
+        /// tokio's traits on the tokio adapter), for protocol crates such as hyper.
+        pub use $crate::SocketStream;
+
+        /// A listener handing out [`SocketStream`]s.
+        pub type StreamListener = $crate::StreamListener<$runtime>;
+
+        /// Listens like [`listen`], each connection a [`SocketStream`] taken with
+        /// `accept().await`. Half-close is on.
+        pub async fn listen_stream(
+            options: $crate::__core::ListenOptions<()>,
+        ) -> Result<StreamListener, $crate::__core::ListenError> {
+            $crate::listen_stream::<$runtime>(options).await
+        }
+
+        /// Connects like [`connect`], as a [`SocketStream`]. Half-close is on.
+        pub async fn connect_stream(
+            options: $crate::__core::ConnectOptions<()>,
+        ) -> Result<SocketStream, $crate::__core::ConnectError> {
+            $crate::connect_stream::<$runtime>(options).await
         }
 
         /// Spawns a task on this adapter's runtime in the current ref-counting context (sockets

@@ -196,7 +196,7 @@
 //!         if !success {
 //!             eprintln!("TLS handshake failed: {error:?}");
 //!         } else if let Some(info) = socket.tls_info() {
-//!             println!("{:?}, ALPN {:?}", info.version, info.alpn_protocol); // TLSv1.3, h2
+//!             println!("{:?}, ALPN {:?}", info.version.map(|v| v.to_string()), info.alpn_protocol); // TLSv1.3, h2
 //!         }
 //!     }
 //!     fn data(&self, _socket: &mut Socket<'_, ()>, bytes: &[u8]) {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
@@ -17,6 +17,7 @@ use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
+use super::capture::{RecordingKeyLog, RecordingResolver};
 use super::error::TlsConfigError;
 use super::verify::RecordingVerifier;
 
@@ -188,6 +189,24 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The key log a configuration gets: it keeps each connection's exporter secret, and with
+/// `to_file` also writes every secret to the file named by `SSLKEYLOGFILE` (opened now).
+pub(crate) fn key_log(to_file: bool) -> Arc<RecordingKeyLog> {
+    let file = to_file.then(|| Arc::new(rustls::KeyLogFile::new()) as Arc<dyn rustls::KeyLog>);
+    Arc::new(RecordingKeyLog(file))
+}
+
+/// The documentation shared by both `key_log` options.
+macro_rules! key_log_doc {
+    () => {
+        "Writes the session secrets of every connection to the file named by the \
+         `SSLKEYLOGFILE` environment variable (NSS key log format, for Wireshark), read when the \
+         configuration is built; nothing is written when it is unset. Off by default.\n\n\
+         **Dangerous**: anyone who can read that file can decrypt the traffic, past and \
+         future. For debugging only; never enable it in production."
+    };
+}
+
 fn certified_key(
     field_key: &'static str,
     field_cert: &'static str,
@@ -239,6 +258,24 @@ fn root_store(
     Ok(roots)
 }
 
+/// A rustls configuration given whole (`from_rustls`); equal only to itself (the same `Arc`).
+#[derive(Clone)]
+pub(crate) struct Given<T>(pub(crate) Arc<T>);
+
+impl<T> PartialEq for Given<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Eq for Given<T> {}
+
+impl<T> std::fmt::Debug for Given<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Given(..)")
+    }
+}
+
 /// A certificate served to clients asking for `name` through SNI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SniCert {
@@ -276,6 +313,10 @@ pub struct ServerTlsOptions {
     pub handshake_timeout: Duration,
     /// Issue session tickets so clients can resume (on by default).
     pub session_tickets: bool,
+    #[doc = key_log_doc!()]
+    pub key_log: bool,
+    /// A whole rustls configuration, from [`from_rustls`](Self::from_rustls).
+    given: Option<Given<ServerConfig>>,
 }
 
 impl ServerTlsOptions {
@@ -292,6 +333,25 @@ impl ServerTlsOptions {
             alpn: Vec::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             session_tickets: true,
+            key_log: false,
+            given: None,
+        }
+    }
+
+    /// Serves with a rustls configuration built by hand: a FIPS crypto provider, a custom
+    /// certificate resolver, other protocol versions or suites. The configuration decides
+    /// everything about TLS: [`key`](Self::key), [`cert`](Self::cert) (left empty),
+    /// [`sni`](Self::sni), [`ca`](Self::ca), [`request_cert`](Self::request_cert),
+    /// [`alpn`](Self::alpn), [`session_tickets`](Self::session_tickets) and
+    /// [`key_log`](Self::key_log) do not apply (set `config.key_log` instead); only
+    /// [`handshake_timeout`](Self::handshake_timeout) does. `tls_info()` still reports the SNI
+    /// name (the configuration's resolver is wrapped to record it), and exporters work with
+    /// TLS 1.3 (its key log is wrapped too). `authorized` is true on the server whenever the
+    /// client presented a certificate that the configuration's verifier accepted.
+    pub fn from_rustls(config: Arc<ServerConfig>) -> Self {
+        ServerTlsOptions {
+            given: Some(Given(config)),
+            ..Self::new(Pem::List(Vec::new()), Pem::List(Vec::new()))
         }
     }
     /// Adds a certificate for SNI name `name`.
@@ -333,9 +393,23 @@ impl ServerTlsOptions {
         self.session_tickets = on;
         self
     }
+    /// See [`key_log`](Self::key_log) (the field): **dangerous**, for debugging only.
+    pub fn key_log(mut self, on: bool) -> Self {
+        self.key_log = on;
+        self
+    }
 
     /// Builds the rustls configuration, reading PEM files with `read`.
     pub fn build(&self, read: ReadFile<'_>) -> Result<ServerTls, TlsConfigError> {
+        if let Some(Given(given)) = &self.given {
+            let mut config = (**given).clone();
+            config.cert_resolver = Arc::new(RecordingResolver(config.cert_resolver.clone()));
+            config.key_log = Arc::new(RecordingKeyLog(Some(config.key_log.clone())));
+            return Ok(ServerTls {
+                config: Arc::new(config),
+                handshake_timeout: self.handshake_timeout,
+            });
+        }
         let provider = provider();
         let default = certified_key("key", "cert", &self.key, &self.cert, read, &provider)?;
         let mut by_name = HashMap::new();
@@ -359,8 +433,10 @@ impl ServerTlsOptions {
         } else {
             builder.with_no_client_auth()
         };
-        let mut config = builder.with_cert_resolver(Arc::new(SniResolver { default, by_name }));
+        let resolver = Arc::new(SniResolver { default, by_name });
+        let mut config = builder.with_cert_resolver(Arc::new(RecordingResolver(resolver)));
         config.alpn_protocols = self.alpn.clone();
+        config.key_log = key_log(self.key_log);
         if self.session_tickets {
             config.ticketer = rustls::crypto::ring::Ticketer::new()
                 .map_err(|e| TlsConfigError::Rustls(e.to_string()))?;
@@ -399,6 +475,19 @@ pub struct ServerTls {
 ///
 /// With no `ca`, the server is verified against Mozilla's root store (`webpki-roots`, the same
 /// roots Bun uses); a `ca` replaces them.
+///
+/// **Session resumption**: an options value builds its rustls configuration once, at its first
+/// `connect`, and keeps it; its clones share it. Every connection made with the same value (or a
+/// clone) shares that configuration's session cache, so a second connection to a server resumes
+/// the first one's session (an abbreviated handshake, [`TlsInfo::session_reused`]). Setting
+/// [`server_name`](Self::server_name) or [`handshake_timeout`](Self::handshake_timeout) on a
+/// clone keeps sharing; the other builder methods give the value a configuration of its own,
+/// and assigning a field directly rebuilds it at the next `connect`. PEM files ([`Pem::File`])
+/// are read at that build, not at every `connect`: to pick up a changed file, use a new options
+/// value. Two values built separately share nothing (to connect without resumption, build a new
+/// value per connection).
+///
+/// [`TlsInfo::session_reused`]: super::TlsInfo::session_reused
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientTlsOptions {
@@ -418,6 +507,12 @@ pub struct ClientTlsOptions {
     pub reject_unauthorized: bool,
     /// How long a handshake may take.
     pub handshake_timeout: Duration,
+    #[doc = key_log_doc!()]
+    pub key_log: bool,
+    /// A whole rustls configuration, from [`from_rustls`](Self::from_rustls).
+    given: Option<Given<ClientConfig>>,
+    /// The configuration built from these options, shared by clones.
+    built: BuiltClientConfig,
 }
 
 impl Default for ClientTlsOptions {
@@ -430,7 +525,37 @@ impl Default for ClientTlsOptions {
             alpn: Vec::new(),
             reject_unauthorized: true,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            key_log: false,
+            given: None,
+            built: BuiltClientConfig::default(),
         }
+    }
+}
+
+/// The rustls configuration a [`ClientTlsOptions`] value built, with a copy of the options it
+/// was built from: reused while the options still equal that copy. Clones share it (and so
+/// the configuration's session cache). It is a cache, not content: it never makes two options
+/// values unequal.
+#[derive(Clone, Default)]
+struct BuiltClientConfig(Arc<Mutex<Option<Built>>>);
+
+struct Built {
+    from: ClientTlsOptions,
+    config: Arc<ClientConfig>,
+    verifier: Option<Arc<RecordingVerifier>>,
+}
+
+impl PartialEq for BuiltClientConfig {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for BuiltClientConfig {}
+
+impl std::fmt::Debug for BuiltClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BuiltClientConfig(..)")
     }
 }
 
@@ -439,8 +564,26 @@ impl ClientTlsOptions {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Connects with a rustls configuration built by hand: a FIPS crypto provider, the
+    /// platform's verifier (`rustls-platform-verifier`), a client certificate resolver, other
+    /// protocol versions or suites. The configuration decides everything about TLS:
+    /// [`ca`](Self::ca), [`client_cert`](Self::client_cert), [`alpn`](Self::alpn),
+    /// [`reject_unauthorized`](Self::reject_unauthorized) and [`key_log`](Self::key_log) do not
+    /// apply (its verifier decides, and a certificate it refuses fails the handshake; set
+    /// `config.key_log` instead); [`server_name`](Self::server_name) and
+    /// [`handshake_timeout`](Self::handshake_timeout) do. Its session cache
+    /// (`config.resumption`) is used as is, so connections resume as it allows. `authorized` is
+    /// true whenever the handshake succeeds, and `authorization_error` is always `None`.
+    pub fn from_rustls(config: Arc<ClientConfig>) -> Self {
+        ClientTlsOptions {
+            given: Some(Given(config)),
+            ..Self::default()
+        }
+    }
     /// Trust exactly these roots.
     pub fn ca(mut self, ca: impl Into<Pem>) -> Self {
+        self.built = BuiltClientConfig::default();
         self.ca = Some(ca.into());
         self
     }
@@ -451,17 +594,20 @@ impl ClientTlsOptions {
     }
     /// A client certificate and key (mutual TLS).
     pub fn client_cert(mut self, cert: impl Into<Pem>, key: impl Into<Pem>) -> Self {
+        self.built = BuiltClientConfig::default();
         self.cert = Some(cert.into());
         self.key = Some(key.into());
         self
     }
     /// ALPN protocols, in preference order.
     pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
+        self.built = BuiltClientConfig::default();
         self.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
         self
     }
     /// See [`reject_unauthorized`](Self::reject_unauthorized).
     pub fn reject_unauthorized(mut self, on: bool) -> Self {
+        self.built = BuiltClientConfig::default();
         self.reject_unauthorized = on;
         self
     }
@@ -470,16 +616,17 @@ impl ClientTlsOptions {
         self.handshake_timeout = timeout;
         self
     }
+    /// See [`key_log`](Self::key_log) (the field): **dangerous**, for debugging only.
+    pub fn key_log(mut self, on: bool) -> Self {
+        self.built = BuiltClientConfig::default();
+        self.key_log = on;
+        self
+    }
 
-    /// Builds the configuration for a connection to `host`, reading PEM files with `read`.
+    /// The configuration for a connection to `host`, reading PEM files with `read`. The rustls
+    /// configuration is built once per options value and its clones, then reused while the
+    /// options are unchanged, so connections resume sessions (see [`ClientTlsOptions`]).
     pub fn build(&self, host: &str, read: ReadFile<'_>) -> Result<ClientTls, TlsConfigError> {
-        let provider = provider();
-        let roots = match &self.ca {
-            Some(ca) => root_store(ca, "ca", read)?,
-            None => RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            },
-        };
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = name
             .strip_prefix('[')
@@ -490,6 +637,69 @@ impl ClientTlsOptions {
                 name: name.to_owned(),
             }
         })?;
+        let mut built = self.built.0.lock().unwrap_or_else(|e| e.into_inner());
+        let reusable = built.as_ref().is_some_and(|b| b.from.same_config(self));
+        if !reusable {
+            let (config, verifier) = self.build_config(read)?;
+            *built = Some(Built {
+                from: ClientTlsOptions {
+                    built: BuiltClientConfig::default(),
+                    ..self.clone()
+                },
+                config,
+                verifier,
+            });
+        }
+        let built = built.as_ref().expect("built above");
+        Ok(ClientTls {
+            config: built.config.clone(),
+            server_name,
+            handshake_timeout: self.handshake_timeout,
+            verifier: built.verifier.clone(),
+        })
+    }
+
+    /// Whether `other` gives the same rustls configuration (the server name and handshake
+    /// timeout are per connection).
+    fn same_config(&self, other: &Self) -> bool {
+        let ClientTlsOptions {
+            ca,
+            server_name: _,
+            cert,
+            key,
+            alpn,
+            reject_unauthorized,
+            handshake_timeout: _,
+            key_log,
+            given,
+            built: _,
+        } = self;
+        *ca == other.ca
+            && *cert == other.cert
+            && *key == other.key
+            && *alpn == other.alpn
+            && *reject_unauthorized == other.reject_unauthorized
+            && *key_log == other.key_log
+            && *given == other.given
+    }
+
+    /// Builds a new rustls configuration (with rustls' default in-memory session cache).
+    fn build_config(
+        &self,
+        read: ReadFile<'_>,
+    ) -> Result<(Arc<ClientConfig>, Option<Arc<RecordingVerifier>>), TlsConfigError> {
+        if let Some(Given(given)) = &self.given {
+            let mut config = (**given).clone();
+            config.key_log = Arc::new(RecordingKeyLog(Some(config.key_log.clone())));
+            return Ok((Arc::new(config), None));
+        }
+        let provider = provider();
+        let roots = match &self.ca {
+            Some(ca) => root_store(ca, "ca", read)?,
+            None => RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+        };
         let verifier = Arc::new(RecordingVerifier::new(
             Arc::new(roots),
             provider.clone(),
@@ -522,22 +732,20 @@ impl ClientTlsOptions {
             }
         };
         config.alpn_protocols = self.alpn.clone();
-        Ok(ClientTls {
-            config: Arc::new(config),
-            server_name,
-            handshake_timeout: self.handshake_timeout,
-            verifier,
-        })
+        config.key_log = key_log(self.key_log);
+        Ok((Arc::new(config), Some(verifier)))
     }
 }
 
-/// A built client configuration for one connection.
+/// A client configuration for one connection: the options' shared rustls configuration (and
+/// session cache) with the name to connect to.
 #[derive(Debug, Clone)]
 pub struct ClientTls {
     pub(crate) config: Arc<ClientConfig>,
     pub(crate) server_name: ServerName<'static>,
     pub(crate) handshake_timeout: Duration,
-    pub(crate) verifier: Arc<RecordingVerifier>,
+    /// `None` with a configuration from [`ClientTlsOptions::from_rustls`].
+    pub(crate) verifier: Option<Arc<RecordingVerifier>>,
 }
 
 #[cfg(test)]
@@ -605,5 +813,104 @@ mod tests {
             assert!(!e.to_string().contains("Pem::file"), "{text:?}: {e}");
         }
         assert_eq!(Pem::file("key.pem").path_given_as_text(), None);
+    }
+
+    /// Hand-built rustls configurations work end to end: theirs decide (ALPN, versions), and
+    /// SNI, resumption and exporters still work.
+    #[cfg(feature = "sim")]
+    #[test]
+    fn configurations_from_rustls_work_end_to_end() {
+        use crate::sim::{sim_write, Pair, PairConfig, Seen, Side, SimHandler};
+        use crate::tls::{CipherSuite, ExportError, TlsVersion};
+
+        let pki = crate::test_certs::TestPki::generate();
+        let chain = Pem::from(pki.server.cert_pem.as_str())
+            .certificates("cert", &no_files)
+            .unwrap();
+        let key = Pem::from(pki.server.key_pem.as_str())
+            .private_key("key", &no_files)
+            .unwrap();
+        let mut server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        server.alpn_protocols = vec![b"h2".to_vec()];
+        let server = ServerTlsOptions::from_rustls(Arc::new(server))
+            .build(&no_files)
+            .unwrap();
+        let roots = Arc::new(root_store(&Pem::from(pki.ca_pem.as_str()), "ca", &no_files).unwrap());
+        let client_config = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+            let mut config = ClientConfig::builder_with_provider(provider())
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            Arc::new(config)
+        };
+        let connect = |client: &ClientTlsOptions| {
+            let hello = SimHandler::new(|seen, s| {
+                if *seen == Seen::Open {
+                    sim_write(s, b"hello").unwrap();
+                }
+            });
+            let echo = SimHandler::new(|seen, s| {
+                if let Seen::Data(bytes) = seen {
+                    let _ = sim_write(s, bytes);
+                }
+            });
+            let tls = (
+                server.clone(),
+                client.build("localhost", &no_files).unwrap(),
+            );
+            let mut p = Pair::with_tls(PairConfig::default(), Some(tls), echo, hello);
+            p.run();
+            p.check().unwrap();
+            assert_eq!(p.end(Side::Client).log().received, b"hello");
+            p
+        };
+        let info = |p: &Pair, side| p.end(side).handle().tls_info().unwrap();
+        let export = |p: &Pair, side| {
+            p.end(side)
+                .handle()
+                .export_keying_material(b"EXPORTER-test", None, 32)
+        };
+
+        let client = ClientTlsOptions::from_rustls(client_config(&[&rustls::version::TLS13]));
+        let p = connect(&client);
+        let ci = info(&p, Side::Client);
+        assert_eq!(ci.alpn_protocol.as_deref(), Some(&b"h2"[..]));
+        assert_eq!(ci.version, Some(TlsVersion::Tls13));
+        assert!(ci.authorized && ci.authorization_error.is_none());
+        assert!(!ci.session_reused);
+        let si = info(&p, Side::Server);
+        assert_eq!(si.server_name.as_deref(), Some("localhost"));
+        assert_eq!(si.alpn_protocol.as_deref(), Some(&b"h2"[..]));
+        assert_eq!(
+            export(&p, Side::Client).unwrap(),
+            export(&p, Side::Server).unwrap()
+        );
+        let again = connect(&client);
+        assert!(info(&again, Side::Client).session_reused);
+        assert!(info(&again, Side::Server).session_reused);
+
+        // TLS 1.2, which a hand-built configuration may ask for: no exporter.
+        let client = ClientTlsOptions::from_rustls(client_config(&[&rustls::version::TLS12]));
+        let p = connect(&client);
+        let ci = info(&p, Side::Client);
+        assert_eq!(ci.version, Some(TlsVersion::Tls12));
+        assert_eq!(ci.version.unwrap().to_string(), "TLSv1.2");
+        assert_eq!(
+            ci.cipher_suite,
+            Some(CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+        );
+        assert_eq!(
+            export(&p, Side::Client),
+            Err(ExportError::Unsupported {
+                version: TlsVersion::Tls12
+            })
+        );
     }
 }

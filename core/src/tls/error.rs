@@ -85,6 +85,49 @@ impl From<TlsError> for io::Error {
     }
 }
 
+/// Why keying material could not be exported
+/// ([`SocketHandle::export_keying_material`](crate::SocketHandle::export_keying_material)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The socket is plain TCP.
+    #[error("not a TLS socket")]
+    NotTls,
+    /// The TLS handshake has not completed (or failed).
+    #[error("the TLS handshake has not completed")]
+    HandshakeNotDone,
+    /// The session's protocol version has no exporter here: sansock exports from TLS 1.3
+    /// sessions only.
+    #[error("keying material export is not supported over {version}")]
+    Unsupported {
+        /// The negotiated version.
+        version: super::TlsVersion,
+    },
+    /// The requested length is zero or more than the exporter can produce (255 hash lengths).
+    #[error("cannot export {len} bytes of keying material")]
+    InvalidLength {
+        /// The requested length.
+        len: usize,
+    },
+    /// The label is longer than TLS allows (249 bytes).
+    #[error("exporter label too long ({len} bytes)")]
+    InvalidLabel {
+        /// The label's length.
+        len: usize,
+    },
+}
+
+impl From<ExportError> for io::Error {
+    fn from(e: ExportError) -> Self {
+        let kind = match e {
+            ExportError::NotTls | ExportError::HandshakeNotDone => io::ErrorKind::NotConnected,
+            ExportError::Unsupported { .. } => io::ErrorKind::Unsupported,
+            _ => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
 /// A TLS option that cannot be used, naming the field and the problem. Returned by `listen` and
 /// `connect` before any socket is opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

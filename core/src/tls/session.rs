@@ -14,13 +14,16 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 
 use rustls::client::UnbufferedClientConnection;
+use rustls::crypto::tls13::{HkdfExpander, OkmBlock};
+use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 
+use super::capture::{self, Captured};
 use super::config::{ClientTls, ServerTls};
-use super::error::TlsError;
+use super::error::{ExportError, TlsError};
 use super::verify::RecordingVerifier;
-use super::TlsInfo;
+use super::{CipherSuite, TlsInfo, TlsVersion};
 use crate::sink::Sink;
 
 /// The least ciphertext the session may hold before it stops encrypting (the connection's
@@ -379,7 +382,9 @@ pub(crate) struct TlsSession {
     /// `incoming` holds ciphertext read while the connection was paused, complete records
     /// included: decrypt it before anything read later.
     held: bool,
-    verifier: Option<Arc<RecordingVerifier>>,
+    /// Client side: the verifier and the name it verifies, to say after the handshake why the
+    /// server's certificate was not trusted (with `reject_unauthorized` off).
+    verifier: Option<(Arc<RecordingVerifier>, ServerName<'static>)>,
     handshaking: bool,
     /// Failed: write out the pending alert, then close; read nothing more.
     failed: bool,
@@ -388,8 +393,9 @@ pub(crate) struct TlsSession {
     peer_closed: bool,
     /// Reported by `receive` before anything else.
     event: Option<TlsEvent>,
-    /// The name the client asked for (server: read from its ClientHello) or connects to.
-    sni: Option<String>,
+    /// The name the client asked for (server: recorded by the certificate resolver) or
+    /// connects to, and the exporter secret (recorded by the key log).
+    captured: Captured,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -421,7 +427,11 @@ impl TlsSession {
         let conn = UnbufferedClientConnection::new(tls.config.clone(), tls.server_name.clone())
             .map_err(|e| TlsError::from_rustls(&e))?;
         let sni = Some(tls.server_name.to_str().into_owned());
-        let mut session = Self::new(Unbuffered::Client(conn), Some(tls.verifier.clone()), sni);
+        let verifier = tls
+            .verifier
+            .clone()
+            .map(|verifier| (verifier, tls.server_name.clone()));
+        let mut session = Self::new(Unbuffered::Client(conn), verifier, sni);
         // The ClientHello, ready to be written.
         let _ = session.drive(Input::Incoming, None, None);
         Ok(session)
@@ -429,7 +439,7 @@ impl TlsSession {
 
     fn new(
         conn: Unbuffered,
-        verifier: Option<Arc<RecordingVerifier>>,
+        verifier: Option<(Arc<RecordingVerifier>, ServerName<'static>)>,
         sni: Option<String>,
     ) -> Self {
         TlsSession {
@@ -445,7 +455,10 @@ impl TlsSession {
             close_notify_sent: false,
             peer_closed: false,
             event: None,
-            sni,
+            captured: Captured {
+                sni,
+                exporter_secret: None,
+            },
         }
     }
 
@@ -517,16 +530,24 @@ impl TlsSession {
             peer_closed: false,
             error: None,
         };
-        match input {
+        let conn = &mut self.conn;
+        let incoming = &mut self.incoming;
+        let run = |io: &mut Io<'_, '_>| match input {
             Input::Incoming => {
-                let done = run(&mut self.conn, &mut self.incoming, &mut io);
-                self.incoming.drain(..done.min(self.incoming.len()));
+                let done = run(conn, incoming, io);
+                incoming.drain(..done.min(incoming.len()));
             }
             Input::Read(read) => {
-                let done = run(&mut self.conn, read, &mut io);
+                let done = run(conn, read, io);
                 let rest = &mut std::mem::take(read)[done..];
                 *read = rest;
             }
+        };
+        if self.handshaking {
+            // The configuration's callbacks record this connection's SNI name and secrets.
+            capture::during(&mut self.captured, || run(&mut io));
+        } else {
+            run(&mut io);
         }
         let (close_notify_sent, peer_closed, error) =
             (io.close_notify_sent, io.peer_closed, io.error);
@@ -678,10 +699,6 @@ impl TlsSession {
             .min(input.len());
         self.incoming.extend_from_slice(&input[..n]);
         *input = &mut std::mem::take(input)[n..];
-        if self.conn.is_server() && self.handshaking && start == 0 && self.sni.is_none() {
-            // A client's first record is its ClientHello.
-            self.sni = client_hello_sni(&self.incoming);
-        }
     }
 
     /// Where the first incomplete record of `incoming` starts (its length if none is).
@@ -714,28 +731,56 @@ impl TlsSession {
 
     fn info(&self) -> TlsInfo {
         let common = self.conn.common();
-        let authorization_error = self.verifier.as_ref().and_then(|v| v.take_recorded());
-        let peer_certificates: Vec<Vec<u8>> = common
-            .peer_certificates()
-            .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
-            .unwrap_or_default();
+        let chain = common.peer_certificates().unwrap_or_default();
+        let authorization_error = self
+            .verifier
+            .as_ref()
+            .and_then(|(verifier, name)| verifier.check(chain, name));
+        let peer_certificates: Vec<Vec<u8>> = chain.iter().map(|c| c.as_ref().to_vec()).collect();
         let authorized = authorization_error.is_none()
             && (!self.conn.is_server() || !peer_certificates.is_empty());
         TlsInfo {
             alpn_protocol: common.alpn_protocol().map(<[u8]>::to_vec),
-            version: common.protocol_version().map(|v| match v {
-                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
-                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
-                other => format!("{other:?}"),
-            }),
+            version: common.protocol_version().and_then(TlsVersion::from_rustls),
             cipher_suite: common
                 .negotiated_cipher_suite()
-                .map(|s| format!("{:?}", s.suite())),
-            server_name: self.sni.clone(),
+                .map(|s| CipherSuite::from_id(s.suite().into())),
+            server_name: self.captured.sni.clone(),
             peer_certificates,
             authorized,
             authorization_error,
+            session_reused: common.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         }
+    }
+
+    /// Keying material exported from the session (RFC 5705, RFC 8446 section 7.5): `len` bytes
+    /// for `label` and `context`. TLS 1.3 only (rustls' unbuffered connection has no exporter,
+    /// so this derives it from the exporter secret its key log hands over; TLS 1.2's needs the
+    /// handshake randoms, which it does not).
+    pub(crate) fn export_keying_material(
+        &self,
+        label: &[u8],
+        context: Option<&[u8]>,
+        len: usize,
+    ) -> Result<Vec<u8>, ExportError> {
+        if self.handshaking {
+            return Err(ExportError::HandshakeNotDone);
+        }
+        let suite = match self.conn.common().negotiated_cipher_suite() {
+            Some(rustls::SupportedCipherSuite::Tls13(suite)) => suite,
+            Some(rustls::SupportedCipherSuite::Tls12(_)) => {
+                return Err(ExportError::Unsupported {
+                    version: TlsVersion::Tls12,
+                })
+            }
+            None => return Err(ExportError::HandshakeNotDone),
+        };
+        let secret = self
+            .captured
+            .exporter_secret
+            .as_deref()
+            .ok_or(ExportError::HandshakeNotDone)?;
+        export_tls13(suite, secret, label, context, len)
     }
 
     /// Encrypts plaintext from `sink` while less than `limit` bytes of ciphertext wait.
@@ -794,93 +839,193 @@ impl TlsSession {
     }
 }
 
+/// The TLS 1.3 exporter (RFC 8446 section 7.5) of a session with `suite` and exporter master
+/// `secret`: Derive-Secret(secret, label, "") expanded with label "exporter" and Hash(context).
+fn export_tls13(
+    suite: &rustls::Tls13CipherSuite,
+    secret: &OkmBlock,
+    label: &[u8],
+    context: Option<&[u8]>,
+    len: usize,
+) -> Result<Vec<u8>, ExportError> {
+    let hash = suite.common.hash_provider;
+    let hkdf = suite.hkdf_provider;
+    if len == 0 || len > 255 * hash.output_len() {
+        return Err(ExportError::InvalidLength { len });
+    }
+    let empty_hash = hash.hash(&[]);
+    let mut derived = [0u8; OkmBlock::MAX_LEN];
+    let derived = &mut derived[..hash.output_len()];
+    expand_label(
+        &*hkdf.expander_for_okm(secret),
+        label,
+        empty_hash.as_ref(),
+        derived,
+    )?;
+    let expander = hkdf.expander_for_okm(&OkmBlock::new(derived));
+    derived.fill(0);
+    let context_hash = hash.hash(context.unwrap_or_default());
+    let mut out = vec![0; len];
+    expand_label(&*expander, b"exporter", context_hash.as_ref(), &mut out)?;
+    Ok(out)
+}
+
+/// HKDF-Expand-Label (RFC 8446 section 7.1) into `out`.
+fn expand_label(
+    expander: &dyn HkdfExpander,
+    label: &[u8],
+    context: &[u8],
+    out: &mut [u8],
+) -> Result<(), ExportError> {
+    const PREFIX: &[u8] = b"tls13 ";
+    let too_long = ExportError::InvalidLength { len: out.len() };
+    let length = u16::try_from(out.len()).map_err(|_| too_long.clone())?;
+    let label_len = u8::try_from(PREFIX.len() + label.len())
+        .map_err(|_| ExportError::InvalidLabel { len: label.len() })?;
+    let context_len = u8::try_from(context.len()).map_err(|_| too_long.clone())?;
+    let info: [&[u8]; 6] = [
+        &length.to_be_bytes(),
+        &[label_len],
+        PREFIX,
+        label,
+        &[context_len],
+        context,
+    ];
+    expander.expand_slice(&info, out).map_err(|_| too_long)
+}
+
 /// The length of the record whose 5-byte header starts `bytes`.
 fn record_len(bytes: &[u8]) -> usize {
     5 + usize::from(u16::from_be_bytes([bytes[3], bytes[4]]))
 }
 
-/// The host name in a ClientHello's server_name extension, from the first handshake record
-/// (`None` when absent, malformed, or not a valid DNS name; rustls ignores those too).
-fn client_hello_sni(record: &[u8]) -> Option<String> {
-    let mut r = Reader(record);
-    // Record header: handshake (22), version, length.
-    if r.u8()? != 22 {
-        return None;
-    }
-    r.skip(4)?;
-    // Handshake header: client_hello (1), 24-bit length.
-    if r.u8()? != 1 {
-        return None;
-    }
-    r.skip(3)?;
-    r.skip(2 + 32)?; // legacy_version, random
-    let n = usize::from(r.u8()?);
-    r.skip(n)?; // session id
-    let n = r.u16()?;
-    r.skip(n)?; // cipher suites
-    let n = usize::from(r.u8()?);
-    r.skip(n)?; // compression methods
-    let mut extensions = Reader(r.prefixed()?);
-    while !extensions.0.is_empty() {
-        let kind = extensions.u16()?;
-        let body = extensions.prefixed()?;
-        if kind != 0 {
-            continue;
-        }
-        let mut list = Reader(body);
-        let mut names = Reader(list.prefixed()?);
-        while !names.0.is_empty() {
-            let name_type = names.u8()?;
-            let name = names.prefixed()?;
-            if name_type == 0 {
-                let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
-                return rustls::pki_types::DnsName::try_from(name.as_str())
-                    .is_ok()
-                    .then_some(name);
-            }
-        }
-        return None;
-    }
-    None
-}
-
-/// A bounds-checked cursor over bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn skip(&mut self, n: usize) -> Option<()> {
-        self.take(n).map(|_| ())
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<usize> {
-        self.take(2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-    }
-    /// A field with a 16-bit length prefix.
-    fn prefixed(&mut self) -> Option<&'a [u8]> {
-        let n = self.u16()?;
-        self.take(n)
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "sim"))]
 mod tests {
-    use super::client_hello_sni;
+    use std::io;
 
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConnection};
+
+    use super::*;
+    use crate::test_certs::TestPki;
+    use crate::tls::ServerTlsOptions;
+
+    fn no_files(_: &std::path::Path) -> io::Result<Vec<u8>> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+
+    /// Moves records from `from` to `to`, and lets `to` process them with `slot` lent.
+    fn pump(from: &mut Connection, to: &mut Connection, slot: &mut Captured) {
+        let mut wire = Vec::new();
+        while from.wants_write() {
+            from.write_tls(&mut wire).unwrap();
+        }
+        let mut wire = &wire[..];
+        while !wire.is_empty() {
+            to.read_tls(&mut wire).unwrap();
+        }
+        capture::during(slot, || to.process_new_packets().unwrap());
+    }
+
+    /// Our exporter, from the secret our key log captured, equals rustls' own (buffered
+    /// connections have one) for every TLS 1.3 suite, label, context and length.
     #[test]
-    fn sni_parser_rejects_truncated_and_foreign_input() {
-        assert_eq!(client_hello_sni(b""), None);
-        assert_eq!(client_hello_sni(b"GET / HTTP/1.1\r\n\r\n"), None);
-        assert_eq!(client_hello_sni(&[22, 3, 1, 0, 10, 1, 0, 0]), None);
+    fn the_tls13_exporter_matches_rustls() {
+        let pki = TestPki::generate();
+        let server =
+            ServerTlsOptions::new(pki.server.key_pem.as_str(), pki.server.cert_pem.as_str())
+                .build(&no_files)
+                .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let mut tested = 0;
+        for suite in rustls::crypto::ring::ALL_CIPHER_SUITES {
+            let Some(tls13) = suite.tls13() else { continue };
+            let mut provider = rustls::crypto::ring::default_provider();
+            provider.cipher_suites = vec![*suite];
+            let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .unwrap()
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            config.key_log = crate::tls::config::key_log(false);
+            let name = ServerName::try_from("localhost").unwrap();
+            let mut c = Connection::from(ClientConnection::new(Arc::new(config), name).unwrap());
+            let mut s = Connection::from(ServerConnection::new(server.config.clone()).unwrap());
+            let (mut cc, mut sc) = (Captured::default(), Captured::default());
+            for _ in 0..4 {
+                pump(&mut c, &mut s, &mut sc);
+                pump(&mut s, &mut c, &mut cc);
+            }
+            assert!(!c.is_handshaking() && !s.is_handshaking());
+            assert_eq!(c.negotiated_cipher_suite(), Some(*suite));
+            for (label, context, len) in [
+                (&b"EXPORTER-test"[..], None, 32),
+                (b"EXPORTER-test", Some(&b""[..]), 32),
+                (b"EXPORTER-other", Some(&b"context"[..]), 1),
+                (b"", Some(&[7u8; 300][..]), 1000),
+            ] {
+                let theirs = c
+                    .export_keying_material(vec![0; len], label, context)
+                    .unwrap();
+                for captured in [&cc, &sc] {
+                    let secret = captured.exporter_secret.as_deref().unwrap();
+                    let ours = export_tls13(tls13, secret, label, context, len).unwrap();
+                    assert_eq!(ours, theirs, "{:?} {label:?}", suite.suite());
+                }
+            }
+            tested += 1;
+        }
+        assert_eq!(tested, 3, "every TLS 1.3 suite");
+    }
+
+    /// The server records the SNI name from the certificate resolver, so a ClientHello
+    /// fragmented over many records (here 64-byte ones: the name is not in the first) and
+    /// read one byte at a time still reports it.
+    #[test]
+    fn sni_from_a_client_hello_fragmented_over_records() {
+        use crate::sim::{sim_write, Pair, PairConfig, Seen, Side, SimHandler};
+        use crate::tls::{ClientTls, ClientTlsOptions};
+
+        let pki = TestPki::generate();
+        let server =
+            ServerTlsOptions::new(pki.server.key_pem.as_str(), pki.server.cert_pem.as_str())
+                .sni(
+                    "other.test",
+                    pki.sni_other.key_pem.as_str(),
+                    pki.sni_other.cert_pem.as_str(),
+                )
+                .build(&no_files)
+                .unwrap();
+        let client = ClientTlsOptions::new()
+            .ca(pki.ca_pem.as_str())
+            .build("other.test", &no_files)
+            .unwrap();
+        let mut config = (*client.config).clone();
+        config.max_fragment_size = Some(64);
+        let client = ClientTls {
+            config: Arc::new(config),
+            ..client
+        };
+        let hello = SimHandler::new(|seen, s| {
+            if *seen == Seen::Open {
+                sim_write(s, b"hello").unwrap();
+            }
+        });
+        let echo = SimHandler::new(|seen, s| {
+            if let Seen::Data(bytes) = seen {
+                let _ = sim_write(s, bytes);
+            }
+        });
+        let mut p = Pair::with_tls(PairConfig::default(), Some((server, client)), echo, hello);
+        p.read_chunk = 1;
+        p.run_for(100_000);
+        p.check().unwrap();
+        assert_eq!(p.end(Side::Client).log().received, b"hello");
+        let info = p.end(Side::Server).handle().tls_info().unwrap();
+        assert_eq!(info.server_name.as_deref(), Some("other.test"));
     }
 }

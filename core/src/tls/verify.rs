@@ -1,7 +1,7 @@
-//! Server certificate verification that can record instead of refuse
+//! Server certificate verification that can forgive instead of refuse
 //! (`reject_unauthorized: false`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -11,13 +11,16 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::error::{TlsConfigError, TlsError};
 
-/// Verifies with webpki; with `reject` off, a failure is recorded and the handshake proceeds
-/// (signatures are still checked: only the chain and name are forgiven).
+/// Verifies with webpki; with `reject` off, the chain and name are not checked during the
+/// handshake (signatures still are), and [`check`](Self::check) says afterwards what was wrong.
+///
+/// It keeps no per-connection state: one verifier serves every connection of a client
+/// configuration (concurrent handshakes, and resumed sessions, which verify nothing during the
+/// handshake but whose stored chain `check` verifies again).
 #[derive(Debug)]
 pub(crate) struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
     reject: bool,
-    recorded: Mutex<Option<TlsError>>,
 }
 
 impl RecordingVerifier {
@@ -29,19 +32,26 @@ impl RecordingVerifier {
         let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|e| TlsConfigError::Rustls(e.to_string()))?;
-        Ok(RecordingVerifier {
-            inner,
-            reject,
-            recorded: Mutex::new(None),
-        })
+        Ok(RecordingVerifier { inner, reject })
     }
 
-    /// The verification failure forgiven during the handshake, if any.
-    pub(crate) fn take_recorded(&self) -> Option<TlsError> {
-        self.recorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+    /// Why `chain` (leaf first) is not trusted for `server_name`, when `reject` is off (with it
+    /// on, a connection that got this far was verified).
+    pub(crate) fn check(
+        &self,
+        chain: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+    ) -> Option<TlsError> {
+        if self.reject {
+            return None;
+        }
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Some(TlsError::NoPeerCertificate);
+        };
+        self.inner
+            .verify_server_cert(leaf, intermediates, server_name, &[], UnixTime::now())
+            .err()
+            .map(|e| TlsError::from_rustls(&e))
     }
 }
 
@@ -54,17 +64,12 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(e) if !self.reject => {
-                *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(TlsError::from_rustls(&e));
-                Ok(ServerCertVerified::assertion())
-            }
-            r => r,
+        if !self.reject {
+            // Checked after the handshake, by `check`.
+            return Ok(ServerCertVerified::assertion());
         }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
     }
 
     fn verify_tls12_signature(

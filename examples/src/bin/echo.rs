@@ -76,7 +76,7 @@ async fn serve<R: Runtime>(cli: Cli) -> Result<(), String> {
     let tls = if let (Some(cert), Some(key)) = (cli.tls_cert, cli.tls_key) {
         Some(ServerTlsOptions::new(Pem::file(key), Pem::file(cert)))
     } else if cli.tls_self_signed {
-        let (key, cert) = self_signed_certificate()
+        let (key, cert) = sansock_examples::self_signed_certificate()
             .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
         self_signed = Some(SelfSigned {
             pem: cert.clone(),
@@ -112,13 +112,4 @@ async fn serve<R: Runtime>(cli: Cli) -> Result<(), String> {
     }
     sansock_io::context::idle::<R>().await;
     Ok(())
-}
-
-/// A key and a self-signed certificate for `localhost` and `127.0.0.1`, as PEM text.
-fn self_signed_certificate() -> Result<(String, String), rcgen::Error> {
-    let key = rcgen::KeyPair::generate()?;
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    let cert = params.self_signed(&key)?;
-    Ok((key.serialize_pem(), cert.pem()))
 }
