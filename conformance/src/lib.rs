@@ -170,6 +170,7 @@ macro_rules! conformance_tests {
             tls_256_mib_with_sha256_and_backpressure,
             tls_handshake_timeout_and_garbage,
             tls_bad_configuration_is_typed,
+            tls_set_tls_rotates_certificates_for_new_connections,
             tls_interop_openssl_client_to_sansock_server,
             tls_interop_sansock_client_to_openssl_server,
         );

@@ -143,17 +143,27 @@ pub async fn ten_thousand_concurrent_connections<A: Adapter>(test_name: &str) {
         .env(CLIENT_TARGET, port.to_string())
         .env(CLIENT_COUNT, N.to_string())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start the client process");
     let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
     let output = Arc::new(Mutex::new(String::new()));
-    let o2 = output.clone();
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        *o2.lock().unwrap() = s;
-    });
+    let errors = Arc::new(Mutex::new(String::new()));
+    let (o2, e2) = (output.clone(), errors.clone());
+    let readers = [
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            *o2.lock().unwrap() = s;
+        }),
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            *e2.lock().unwrap() = s;
+        }),
+    ];
+    let mut status = None;
     let p2 = peak.clone();
     let l2 = l.clone();
     wait_until::<A>(
@@ -161,14 +171,21 @@ pub async fn ten_thousand_concurrent_connections<A: Adapter>(test_name: &str) {
         Duration::from_secs(120),
         || {
             p2.fetch_max(l2.connection_count(), Ordering::SeqCst);
-            child.try_wait().ok().flatten().is_some()
+            status = child.try_wait().ok().flatten();
+            status.is_some()
         },
     )
     .await;
+    // The pipes closed with the process: the readers end at once. Wait for them, or the
+    // output may not be stored yet (an empty "client output" under load).
+    for r in readers {
+        let _ = r.join();
+    }
     let output = output.lock().unwrap().clone();
     assert!(
         output.contains(&format!("ANSWERED {N} WRONG 0")),
-        "client output: {output}"
+        "client process {status:?}; stdout: {output}; stderr: {}",
+        errors.lock().unwrap()
     );
     let peak = peak.load(Ordering::SeqCst);
     figure(

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use sansock_core::test_certs::TestPki;
+use sansock_core::test_certs::{TestPki, SERVER_NEXT_SERIAL, SERVER_SERIAL};
 use sansock_core::tls::{
     ClientTlsOptions, Pem, ServerTlsOptions, TlsConfigError, TlsError, TlsVersion,
 };
@@ -345,6 +345,102 @@ pub async fn tls_bad_configuration_is_typed<A: Adapter>() {
         "{e}"
     );
     assert_eq!(log.trace(), ["connect_error"]);
+}
+
+/// The DER of a PEM certificate.
+fn der_of(pem: &str) -> Vec<u8> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("a PEM certificate");
+    pem.contents
+}
+
+/// The serial number of a DER certificate.
+fn serial_of(der: &[u8]) -> u64 {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("an X.509 certificate");
+    let raw = cert.tbs_certificate.raw_serial();
+    let raw = raw.strip_prefix(&[0]).unwrap_or(raw);
+    assert!(raw.len() <= 8, "serial {raw:02x?} is not a u64");
+    raw.iter().fold(0, |n, &b| n << 8 | u64::from(b))
+}
+
+/// Certificate rotation without a restart (Node's `setSecureContext`): after `set_tls`, new
+/// handshakes get the new certificate (its serial number read from the leaf the client was
+/// served) and a connection made before keeps working on the old one. Bad options and a
+/// plain listener change nothing.
+pub async fn tls_set_tls_rotates_certificates_for_new_connections<A: Adapter>() {
+    let next = &pki().server_next;
+    let (l, logs) = tls_server::<A>(server_opts(), echo()).await;
+    let port = port_of(&l);
+    // One client options value throughout: its session cache must not resume the old session.
+    let client = trusting();
+    let (c1, clog1) = tls_client::<A>(port, "localhost", client.clone(), hello()).await;
+    wait_until::<A>("echo over TLS", T, || clog1.received() == b"hello tls").await;
+    let old_leaf = c1.tls_info().unwrap().peer_certificates[0].clone();
+    assert_eq!(old_leaf, der_of(&pki().server.cert_pem));
+    assert_eq!(serial_of(&old_leaf), SERVER_SERIAL);
+
+    // Options that cannot be used: a typed error, and the old certificate still served.
+    let mismatched = ServerTlsOptions::new(pki().client.key_pem.as_str(), next.cert_pem.as_str());
+    assert_eq!(
+        l.set_tls(mismatched),
+        Err(ListenError::TlsConfig(TlsConfigError::KeyMismatch {
+            field: "key"
+        }))
+    );
+    let missing = ServerTlsOptions::new(Pem::file("/nonexistent/key.pem"), next.cert_pem.as_str());
+    let e = l.set_tls(missing).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ListenError::TlsConfig(TlsConfigError::Unreadable { field: "key", .. })
+        ),
+        "{e}"
+    );
+    let (c, clog) = tls_client::<A>(port, "localhost", trusting(), hello()).await;
+    wait_until::<A>("echo after refused options", T, || {
+        clog.received() == b"hello tls"
+    })
+    .await;
+    assert_eq!(c.tls_info().unwrap().peer_certificates[0], old_leaf);
+    c.end();
+
+    // The rotation, from files as `listen` reads them.
+    let key = temp_file("next-key.pem", &next.key_pem);
+    let cert = temp_file("next-cert.pem", &next.cert_pem);
+    l.set_tls(ServerTlsOptions::new(Pem::file(&key), Pem::file(&cert)))
+        .unwrap();
+    let (c2, clog2) = tls_client::<A>(port, "localhost", client.clone(), hello()).await;
+    wait_until::<A>("echo after the rotation", T, || {
+        clog2.received() == b"hello tls"
+    })
+    .await;
+    let info = c2.tls_info().unwrap();
+    assert!(info.authorized, "{:?}", info.authorization_error);
+    assert_eq!(serial_of(&info.peer_certificates[0]), SERVER_NEXT_SERIAL);
+    assert_eq!(info.peer_certificates[0], der_of(&next.cert_pem));
+    assert!(
+        !info.session_reused,
+        "resumed a session of the old certificate"
+    );
+
+    // The first connection is untouched: open, on the old certificate, and still echoing.
+    c1.write(b" again").unwrap();
+    wait_until::<A>("echo on the first connection", T, || {
+        clog1.received() == b"hello tls again"
+    })
+    .await;
+    assert_eq!(c1.tls_info().unwrap().peer_certificates[0], old_leaf);
+    assert!(!clog1.is_closed() && !logs.get(0).unwrap().is_closed());
+    l.stop(true);
+
+    // A plain listener refuses, and stays plain.
+    let plain = A::listen(
+        ListenOptions::tcp("127.0.0.1", 0).data_with(|| Arc::new(Log::default())),
+        quiet(),
+    )
+    .await
+    .expect("plain listen");
+    assert_eq!(plain.set_tls(server_opts()), Err(ListenError::NotTls));
+    plain.stop(true);
 }
 
 /// Fails the test when the `openssl` command is missing: an interop test that cannot run

@@ -115,6 +115,12 @@ pub async fn readme_echo_delivers_every_byte_to_a_client_that_reads_last<A: Adap
     let payload = Arc::new(lines());
     let out = run_readme_echo::<A>(ListenOptions::tcp("127.0.0.1", 0), payload.clone()).await;
     let back = out.client.expect("client IO");
+    println!(
+        "README echo, status ignored: the client got {} of {} bytes back; server close: {:?}",
+        back.len(),
+        payload.len(),
+        out.closes
+    );
     assert_eq!(back.len(), payload.len(), "every byte comes back");
     assert!(back == *payload, "in order");
     assert_eq!(out.closes, [None]);
@@ -125,6 +131,12 @@ pub async fn ignored_backpressure_past_max_buffered_ends_with_a_typed_error<A: A
     let payload = Arc::new(lines());
     let options = ListenOptions::tcp("127.0.0.1", 0).max_buffered(1 << 20);
     let out = run_readme_echo::<A>(options, payload.clone()).await;
+    println!(
+        "README echo with max_buffered 1 MiB: client {:?}; server error {:?}, close {:?}",
+        out.client.as_ref().map(Vec::len).map_err(|e| e.to_string()),
+        out.errors,
+        out.closes
+    );
     // Never a clean end after a silent cut: the server says why, the client sees a reset.
     assert!(
         out.client.is_err(),

@@ -124,7 +124,7 @@ impl<D: Send + 'static> Driver<D> {
                 now,
                 refs,
                 None,
-                Some((session, tls.handshake_timeout)),
+                Some((session, tls.handshake_timeout())),
             )),
             Err(e) => Err((data, e)),
         }

@@ -290,7 +290,7 @@ impl From<ConnectError> for io::Error {
     }
 }
 
-/// Why `listen` failed.
+/// Why `listen` failed, or why a listener's `set_tls` changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ListenError {
@@ -318,6 +318,10 @@ pub enum ListenError {
     /// The TLS options cannot be used.
     #[error(transparent)]
     TlsConfig(#[from] crate::tls::TlsConfigError),
+    /// `set_tls` on a listener that was started without TLS: a live listener keeps the protocol
+    /// it was started with (nothing was changed).
+    #[error("the listener does not use TLS; its certificates cannot be replaced")]
+    NotTls,
     /// Any other IO failure while binding or listening.
     #[error("listen on {target} failed: {}", os_message(*kind, *code))]
     Io {
@@ -352,6 +356,7 @@ impl ListenError {
             ListenError::InvalidOption { .. } | ListenError::TlsConfig(_) => {
                 io::ErrorKind::InvalidInput
             }
+            ListenError::NotTls => io::ErrorKind::Unsupported,
             ListenError::Io { kind, .. } => *kind,
         }
     }

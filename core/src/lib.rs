@@ -12,7 +12,7 @@
 //! - [`Driver`]: what an adapter's IO task owns for one socket. It wraps the connection in a
 //!   small shared state (so [`SocketHandle`]s can write from anywhere), owns the user data and
 //!   runs the [`Handler`] for each event, catching panics.
-//! - [`ListenerShared`]: a listener's live sockets, `stop`, `reload` and ref/unref.
+//! - [`ListenerShared`]: a listener's live sockets, `stop`, `reload`, `set_tls` and ref/unref.
 //! - [`Sink`]: the send buffer with a high-water mark, also usable on its own.
 //!
 //! # The driving contract (how to write an adapter)
@@ -54,7 +54,8 @@
 //!
 //! **Listeners.** The accept task polls [`ListenerShared::poll_stopped`] next to its accept;
 //! once stopped it closes the OS listener. [`ListenerShared::stop`]`(true)` asks every live
-//! socket to close; `reload` swaps the handlers of live and future sockets.
+//! socket to close; `reload` swaps the handlers of live and future sockets; `set_tls` swaps the
+//! TLS configuration of future ones (live connections keep theirs).
 //! [`RefCounter`] counts referenced listeners and sockets; `idle()` resolves when none is left.
 //!
 //! # The write contract: every byte, or a typed error

@@ -1,5 +1,6 @@
-//! Listener bookkeeping: the live sockets, stop, reload and ref/unref. The adapter owns the OS
-//! listener and asks this type whether to keep accepting.
+//! Listener bookkeeping: the live sockets, stop, reload, ref/unref and the TLS configuration
+//! for new connections. The adapter owns the OS listener and asks this type whether to keep
+//! accepting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,6 +10,7 @@ use std::time::Instant;
 use crate::addr::SocketAddrs;
 use crate::connection::ConnectionConfig;
 use crate::driver::Driver;
+use crate::error::ListenError;
 use crate::handler::Handler;
 use crate::refs::{RefCounter, RefGuard};
 use crate::socket::{Shared, SocketHandle};
@@ -29,7 +31,10 @@ pub struct ListenerShared<D> {
     state: Mutex<ListenerState<D>>,
     config: ConnectionConfig,
     refs: Arc<RefCounter>,
-    tls: Option<ServerTls>,
+    /// The configuration new connections handshake with; `None` for a plain listener (which
+    /// stays plain). [`set_tls`](Self::set_tls) swaps it; each accept clones the current one
+    /// (an `Arc`), so a connection keeps the configuration it was accepted with.
+    tls: Option<Mutex<ServerTls>>,
 }
 
 impl<D: Send + 'static> ListenerShared<D> {
@@ -52,7 +57,7 @@ impl<D: Send + 'static> ListenerShared<D> {
             }),
             config,
             refs: refs.clone(),
-            tls,
+            tls: tls.map(Mutex::new),
         })
     }
 
@@ -69,14 +74,19 @@ impl<D: Send + 'static> ListenerShared<D> {
         addrs: SocketAddrs,
         data: D,
     ) -> Option<Driver<D>> {
+        // The current configuration, cloned so that no lock is held while the session is made.
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|current| current.lock().unwrap_or_else(|e| e.into_inner()).clone());
         let mut state = self.lock();
         if state.stopped {
             return None;
         }
-        let tls = match &self.tls {
+        let tls = match &tls {
             None => None,
             Some(tls) => match TlsSession::server(tls) {
-                Ok(session) => Some((session, tls.handshake_timeout)),
+                Ok(session) => Some((session, tls.handshake_timeout())),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot start a TLS session; dropping connection");
                     return None;
@@ -159,6 +169,19 @@ impl<D: Send + 'static> ListenerShared<D> {
         for shared in sockets {
             SocketHandle { shared }.reload(handler.clone());
         }
+    }
+
+    /// Replaces the TLS configuration (certificates, SNI names, ALPN, ...) for every connection
+    /// accepted from now on: Node's `server.setSecureContext`, for certificate rotation without
+    /// a restart. Live connections, and handshakes already started, keep the configuration
+    /// they were accepted with. A configuration built from options has its own ticket keys and
+    /// session cache, so sessions from the old one do not resume under the new one: every new
+    /// handshake is a full one, with the new certificate. A listener started without TLS
+    /// refuses with [`ListenError::NotTls`] and stays plain.
+    pub fn set_tls(&self, tls: ServerTls) -> Result<(), ListenError> {
+        let current = self.tls.as_ref().ok_or(ListenError::NotTls)?;
+        *current.lock().unwrap_or_else(|e| e.into_inner()) = tls;
+        Ok(())
     }
 
     /// `ref()` / `unref()` for the listener itself (its sockets hold their own refs).

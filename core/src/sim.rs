@@ -465,9 +465,31 @@ impl Pair {
         server: Arc<dyn Handler<Data = SimData>>,
         client: Arc<dyn Handler<Data = SimData>>,
     ) -> Self {
-        let now = Instant::now();
         let listener = ListenerShared::new(server, config.server, &SIM_REFS, server_tls);
         listener.set_ref(false);
+        Self::connect_to(listener, Instant::now(), config.client, client_tls, client)
+    }
+
+    /// Another connection to this pair's listener (its handlers and its current TLS
+    /// configuration, see [`ListenerShared::set_tls`]), from a client end with `client`
+    /// handlers, over TLS with `client_tls`: a new pair on the same listener, its clock starting
+    /// at this pair's time, run on its own. This pair is untouched.
+    pub fn connect_again(
+        &self,
+        client_tls: Option<crate::tls::ClientTls>,
+        client: Arc<dyn Handler<Data = SimData>>,
+    ) -> Self {
+        let config = ConnectionConfig::default();
+        Self::connect_to(self.listener.clone(), self.now, config, client_tls, client)
+    }
+
+    fn connect_to(
+        listener: Arc<ListenerShared<SimData>>,
+        now: Instant,
+        client_config: ConnectionConfig,
+        client_tls: Option<crate::tls::ClientTls>,
+        client: Arc<dyn Handler<Data = SimData>>,
+    ) -> Self {
         let slog = Arc::new(Mutex::new(SideLog::default()));
         let clog = Arc::new(Mutex::new(SideLog::default()));
         let saddrs = SocketAddrs {
@@ -480,12 +502,12 @@ impl Pair {
         };
         let sdriver = listener
             .accept(now, saddrs, SimData { log: slog.clone() })
-            .expect("a fresh listener accepts");
+            .expect("the listener accepts (it is not stopped)");
         let cdata = SimData { log: clog.clone() };
         let cdriver = match &client_tls {
-            None => Driver::connected(client, config.client, caddrs, cdata, now, &SIM_REFS),
+            None => Driver::connected(client, client_config, caddrs, cdata, now, &SIM_REFS),
             Some(tls) => {
-                Driver::connected_tls(client, config.client, caddrs, cdata, now, &SIM_REFS, tls)
+                Driver::connected_tls(client, client_config, caddrs, cdata, now, &SIM_REFS, tls)
                     .unwrap_or_else(|(_, e)| panic!("client TLS session: {e}"))
             }
         };

@@ -343,7 +343,7 @@ impl<D: Send + 'static> Socket<'_, D> {
     ) -> Result<(), crate::error::StartTlsError> {
         let session = crate::tls::session::TlsSession::server(tls)
             .map_err(crate::error::StartTlsError::Session)?;
-        let timeout = tls.handshake_timeout;
+        let timeout = tls.handshake_timeout();
         self.shared.lock().conn.start_tls(session, timeout)
     }
 
@@ -356,7 +356,7 @@ impl<D: Send + 'static> Socket<'_, D> {
     ) -> Result<(), crate::error::StartTlsError> {
         let session = crate::tls::session::TlsSession::client(tls)
             .map_err(crate::error::StartTlsError::Session)?;
-        let timeout = tls.handshake_timeout;
+        let timeout = tls.handshake_timeout();
         self.shared.lock().conn.start_tls(session, timeout)
     }
 }

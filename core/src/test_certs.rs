@@ -1,11 +1,17 @@
 //! Certificates generated at test time with rcgen (feature `sim`): a CA, server certificates
-//! for `localhost`/127.0.0.1/::1, a second SNI name, a client certificate, an expired and a
+//! for `localhost`/127.0.0.1/::1 (two, with known serial numbers, for rotation), a second SNI
+//! name, a client certificate, an expired and a
 //! wrong-name certificate, and a self-signed one. Nothing here is committed to disk.
 
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
+
+/// The serial number of [`TestPki::server`]'s certificate.
+pub const SERVER_SERIAL: u64 = 0x5a50_0001;
+/// The serial number of [`TestPki::server_next`]'s certificate.
+pub const SERVER_NEXT_SERIAL: u64 = 0x5a50_0002;
 
 /// A certificate chain and its private key, as PEM.
 #[derive(Debug, Clone)]
@@ -21,8 +27,11 @@ pub struct Pair {
 pub struct TestPki {
     /// The CA certificate, to trust.
     pub ca_pem: String,
-    /// For `localhost`, 127.0.0.1 and ::1.
+    /// For `localhost`, 127.0.0.1 and ::1, serial number [`SERVER_SERIAL`].
     pub server: Pair,
+    /// Another certificate for the same names and from the same CA, serial number
+    /// [`SERVER_NEXT_SERIAL`], with its own key: what [`server`](Self::server) is rotated to.
+    pub server_next: Pair,
     /// For `other.test` (SNI selection).
     pub sni_other: Pair,
     /// A client certificate (mutual TLS), signed by the CA.
@@ -55,8 +64,22 @@ fn ca(name: &str) -> Ca {
     }
 }
 
-fn leaf(ca: &Ca, names: &[&str], client: bool, expired: bool) -> Pair {
+/// What kind of leaf certificate [`leaf`] makes.
+#[derive(Debug, Clone, Copy, Default)]
+struct LeafKind {
+    client: bool,
+    expired: bool,
+    serial: Option<u64>,
+}
+
+fn leaf(ca: &Ca, names: &[&str], kind: LeafKind) -> Pair {
+    let LeafKind {
+        client,
+        expired,
+        serial,
+    } = kind;
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.serial_number = serial.map(SerialNumber::from);
     for name in names {
         params.subject_alt_names.push(match name.parse() {
             Ok(ip) => SanType::IpAddress(ip),
@@ -87,6 +110,19 @@ fn leaf(ca: &Ca, names: &[&str], client: bool, expired: bool) -> Pair {
 impl TestPki {
     /// Generates everything (a few milliseconds).
     pub fn generate() -> Self {
+        const SERVER_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
+        let serial = |serial| LeafKind {
+            serial: Some(serial),
+            ..LeafKind::default()
+        };
+        let client = LeafKind {
+            client: true,
+            ..LeafKind::default()
+        };
+        let expired = LeafKind {
+            expired: true,
+            ..LeafKind::default()
+        };
         let root = ca("sansock test CA");
         let other_root = ca("unrelated CA");
         let self_signed = {
@@ -98,12 +134,13 @@ impl TestPki {
             }
         };
         TestPki {
-            server: leaf(&root, &["localhost", "127.0.0.1", "::1"], false, false),
-            sni_other: leaf(&root, &["other.test"], false, false),
-            client: leaf(&root, &["client.test"], true, false),
-            untrusted_client: leaf(&other_root, &["client.test"], true, false),
-            expired: leaf(&root, &["localhost", "127.0.0.1"], false, true),
-            wrong_name: leaf(&root, &["wrong.example"], false, false),
+            server: leaf(&root, SERVER_NAMES, serial(SERVER_SERIAL)),
+            server_next: leaf(&root, SERVER_NAMES, serial(SERVER_NEXT_SERIAL)),
+            sni_other: leaf(&root, &["other.test"], LeafKind::default()),
+            client: leaf(&root, &["client.test"], client),
+            untrusted_client: leaf(&other_root, &["client.test"], client),
+            expired: leaf(&root, &["localhost", "127.0.0.1"], expired),
+            wrong_name: leaf(&root, &["wrong.example"], LeafKind::default()),
             self_signed,
             ca_pem: root.pem,
         }

@@ -14,6 +14,10 @@ const BINARIES: &[(&str, &str)] = &[
     ("chat", env!("CARGO_BIN_EXE_chat")),
     ("proxy", env!("CARGO_BIN_EXE_proxy")),
     ("line_client", env!("CARGO_BIN_EXE_line_client")),
+    ("starttls", env!("CARGO_BIN_EXE_starttls")),
+    ("upper", env!("CARGO_BIN_EXE_upper")),
+    ("http", env!("CARGO_BIN_EXE_http")),
+    ("ws_echo", env!("CARGO_BIN_EXE_ws_echo")),
 ];
 
 /// How long any one run may take before the test kills it and fails.

@@ -204,17 +204,10 @@ pub struct KnownBug {
 
 /// The open bugs (see [`KnownBug`]).
 pub const KNOWN_BUGS: &[KnownBug] = &[
-    KnownBug {
-        target: "tls_session",
-        file: "bad-record-after-own-close-notify-trips-rustls-debug-assert",
-        symptom: "assertion failed: !self.sent_fatal_alert",
-        summary: "a record rustls cannot deframe or decrypt, arriving after the sansock end sent \
-                  its close_notify (shutdown/end, or its own end after the peer's FIN or \
-                  close_notify), panics in debug builds: rustls' handle_deframe_error calls \
-                  send_fatal_alert, whose debug_assert!(!sent_fatal_alert) fails because \
-                  send_close_notify set that flag (rustls 0.23.46, common_state.rs:638; \
-                  upstream rustls/rustls#959)",
-    },
+    // Fixed: "bad-record-after-own-close-notify-trips-rustls-debug-assert" (rustls 0.23 sends a
+    // fatal alert after our close_notify and debug-asserts it never does, rustls/rustls#959;
+    // core/src/tls/session.rs contains the panic and fails the session), kept in
+    // regressions/tls_session/.
     // Fixed: "end-with-after-shutdown-never-closes" (end_with skipped end() when its write
     // was refused; core/src/socket.rs), kept in regressions/connection/.
 ];

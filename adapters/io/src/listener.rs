@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Instant;
 
+use sansock_core::tls::ServerTlsOptions;
 use sansock_core::{
     Addr, DataFactory, Endpoint, Handler, ListenError, ListenOptions, ListenerShared, SocketHandle,
 };
@@ -130,6 +131,20 @@ impl<R: Runtime, D: Send + 'static> Listener<R, D> {
         self.inner.shared.reload(handler);
     }
 
+    /// Replaces this TLS listener's certificates and other TLS options for the connections it
+    /// accepts from now on (Node's `server.setSecureContext`): certificate rotation without a
+    /// restart. Live connections keep the configuration they were accepted with. PEM files
+    /// ([`Pem::File`](sansock_core::tls::Pem::File)) are read now, synchronously, as `listen`
+    /// reads them.
+    ///
+    /// Nothing changes on error: options that cannot be used fail with
+    /// [`ListenError::TlsConfig`] (the old certificates keep serving), and a listener started
+    /// without TLS refuses with [`ListenError::NotTls`].
+    pub fn set_tls(&self, options: ServerTlsOptions) -> Result<(), ListenError> {
+        let tls = options.build(&read_pem_file)?;
+        self.inner.shared.set_tls(tls)
+    }
+
     /// `ref()` (`true`) / `unref()` (`false`): whether this listener keeps the adapter's
     /// `idle()` waiting. Its sockets hold their own refs.
     pub fn set_ref(&self, referenced: bool) {
@@ -156,7 +171,7 @@ pub async fn listen<R: Runtime, D: Send + 'static>(
     // Bad TLS options fail here, before anything is bound: never a listener whose every
     // handshake fails.
     let tls = match &options.tls {
-        Some(tls) => Some(tls.build(&|path| std::fs::read(path))?),
+        Some(tls) => Some(tls.build(&read_pem_file)?),
         None => None,
     };
     let addrs = resolve::<R>(&options.endpoint).await?;
@@ -193,6 +208,11 @@ pub async fn listen<R: Runtime, D: Send + 'static>(
         inner,
         _runtime: PhantomData,
     })
+}
+
+/// How `listen` and `set_tls` read PEM files.
+fn read_pem_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
 }
 
 async fn resolve<R: Runtime>(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, ListenError> {

@@ -471,6 +471,13 @@ pub struct ServerTls {
     pub(crate) handshake_timeout: Duration,
 }
 
+impl ServerTls {
+    /// How long a handshake may take.
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+}
+
 /// Client-side TLS options (Bun's `tls` on `connect`).
 ///
 /// With no `ca`, the server is verified against Mozilla's root store (`webpki-roots`, the same
@@ -746,6 +753,13 @@ pub struct ClientTls {
     pub(crate) handshake_timeout: Duration,
     /// `None` with a configuration from [`ClientTlsOptions::from_rustls`].
     pub(crate) verifier: Option<Arc<RecordingVerifier>>,
+}
+
+impl ClientTls {
+    /// How long a handshake may take.
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ pub enum TlsError {
 
 impl TlsError {
     /// Classifies a rustls error.
+    #[cfg(feature = "tls")]
     pub fn from_rustls(error: &rustls::Error) -> Self {
         use rustls::{CertificateError as C, Error as E};
         match error {

@@ -50,6 +50,7 @@ impl TlsVersion {
         }
     }
 
+    #[cfg(feature = "tls")]
     pub(crate) fn from_rustls(version: rustls::ProtocolVersion) -> Option<Self> {
         match version {
             rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersion::Tls12),
@@ -132,7 +133,7 @@ impl fmt::Debug for CipherSuite {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 mod tests {
     use super::*;
 

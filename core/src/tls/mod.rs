@@ -11,11 +11,25 @@
 //! - `capture`: what rustls tells the shared configuration's callbacks about one connection
 //!   (its SNI name, its exporter secret).
 
+//!
+//! Without the `tls` cargo feature (on by default) rustls is not compiled: the option types
+//! below exist but have no values, so no TLS listener or connection can be made.
+
+#[cfg(feature = "tls")]
 mod capture;
+#[cfg(feature = "tls")]
+pub mod config;
+#[cfg(not(feature = "tls"))]
+#[path = "disabled/config.rs"]
 pub mod config;
 mod error;
 mod info;
+#[cfg(feature = "tls")]
 pub(crate) mod session;
+#[cfg(not(feature = "tls"))]
+#[path = "disabled/session.rs"]
+pub(crate) mod session;
+#[cfg(feature = "tls")]
 mod verify;
 
 pub use config::{ClientTls, ClientTlsOptions, Pem, ServerTls, ServerTlsOptions, SniCert};

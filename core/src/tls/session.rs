@@ -369,6 +369,23 @@ fn run(conn: &mut Unbuffered, mut buf: &mut [u8], io: &mut Io<'_, '_>) -> usize 
     }
 }
 
+/// Runs `f`, containing a panic when `after_close_notify`: rustls 0.23 sends a fatal alert for
+/// a record it cannot deframe or decrypt even after our close_notify, and debug-asserts that no
+/// alert follows a close_notify (rustls/rustls#959), so in debug builds one bad record from the
+/// peer after our `end()`/`shutdown()` would panic the IO loop. Found by the `tls_session` fuzz
+/// target. `None` when it panicked: the session then fails.
+fn contain<T>(after_close_notify: bool, f: impl FnOnce() -> T) -> Option<T> {
+    if after_close_notify {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+    } else {
+        Some(f())
+    }
+}
+
+fn bad_record_after_close_notify() -> rustls::Error {
+    rustls::Error::General("the peer sent a bad record after our close_notify".into())
+}
+
 /// A TLS session in one of its phases.
 pub(crate) struct TlsSession {
     conn: Unbuffered,
@@ -546,8 +563,8 @@ impl TlsSession {
         if self.handshaking {
             // The configuration's callbacks record this connection's SNI name and secrets.
             capture::during(&mut self.captured, || run(&mut io));
-        } else {
-            run(&mut io);
+        } else if contain(self.close_notify_sent, || run(&mut io)).is_none() {
+            io.error = Some(bad_record_after_close_notify());
         }
         let (close_notify_sent, peer_closed, error) =
             (io.close_notify_sent, io.peer_closed, io.error);
@@ -588,6 +605,12 @@ impl TlsSession {
         let event = self.failure(error);
         self.event.get_or_insert(event);
         release(Pool::Read, &mut self.stash);
+        if self.close_notify_sent {
+            // No alert may follow our close_notify (and rustls' state may be mid-panic).
+            self.incoming = Vec::new();
+            self.failed = true;
+            return;
+        }
         // rustls queued its alert. Only queued records are taken: another call once the queue
         // is empty would process the offending bytes again.
         let mut io = Io {
