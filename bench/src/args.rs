@@ -76,8 +76,10 @@ pub enum Peers {
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
-    /// sansock, or the hand-written baseline.
-    #[arg(long = "impl", value_name = "IMPL", default_value = "sansock", value_parser = ["sansock", "baseline"])]
+    /// sansock (the handler API), sansock-stream (sansock's stream view: `listen_stream`,
+    /// each `SocketStream` echoed by the baseline's read/`write_all` loop), or the
+    /// hand-written baseline.
+    #[arg(long = "impl", value_name = "IMPL", default_value = "sansock", value_parser = ["sansock", "sansock-stream", "baseline"])]
     pub imp: String,
     /// The runtime to serve on.
     #[arg(long, default_value = "tokio", value_parser = PossibleValuesParser::new(RUNTIMES))]

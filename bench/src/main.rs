@@ -4,7 +4,8 @@
 //! ```text
 //! sansock-bench run [--rounds 5] [--quick] [--out DIR] [--runtimes tokio,smol,async-std]
 //!                   [--workloads ping-pong-1,...] [--bun PATH] [--node PATH] [--peers none]
-//! sansock-bench server --impl sansock|baseline --runtime tokio|tokio-current-thread|smol|async-std
+//! sansock-bench server --impl sansock|sansock-stream|baseline
+//!                      --runtime tokio|tokio-current-thread|smol|async-std
 //!                      [--workload echo|five-writes|one-write] [--port 0] [--high-water-mark BYTES]
 //!                      [--cert PEM --key PEM]   (TLS; the baseline only on tokio)
 //! sansock-bench load --addr HOST:PORT [--workload ping-pong-64] [--seconds 5] [--cert PEM]

@@ -104,6 +104,10 @@ pub struct Row {
     pub rate_vs_bun: Option<Stat>,
     /// For `five-writes`: cost / the same server's `one-write` cost.
     pub five_vs_one: Option<Stat>,
+    /// For the stream view (`sansock-stream/<rt>`): cost / the handler API's (`sansock/<rt>`).
+    pub cost_vs_handler: Option<Stat>,
+    /// For the stream view: rate / the handler API's.
+    pub rate_vs_handler: Option<Stat>,
 }
 
 impl Row {
@@ -127,9 +131,19 @@ pub fn primary(workload: &str) -> (Option<&'static str>, &'static str) {
 fn baseline_of(target: &str, workload: &str, targets: &[String]) -> Option<String> {
     let candidate = match target.split_once('/') {
         Some(("baseline", _)) => return None,
-        Some(("sansock", rt)) if !crate::run::is_tls(workload) => format!("baseline/{rt}"),
+        Some(("sansock" | "sansock-stream", rt)) if !crate::run::is_tls(workload) => {
+            format!("baseline/{rt}")
+        }
         _ => "baseline/tokio".to_owned(),
     };
+    targets.contains(&candidate).then_some(candidate)
+}
+
+/// The handler-API server the stream view `target` is compared with: `sansock/<rt>` for
+/// `sansock-stream/<rt>`, when it was measured.
+fn handler_of(target: &str, targets: &[String]) -> Option<String> {
+    let rt = target.strip_prefix("sansock-stream/")?;
+    let candidate = format!("sansock/{rt}");
     targets.contains(&candidate).then_some(candidate)
 }
 
@@ -202,6 +216,7 @@ pub fn aggregate(records: &[Record], workloads: &[String], targets: &[String]) -
                 })
                 .collect();
             let baseline = baseline_of(target, workload, targets);
+            let handler = handler_of(target, targets);
             let vs = |other: &str, metric: &str| {
                 paired_ratio(records, (workload, target), (workload, other), metric)
             };
@@ -228,6 +243,8 @@ pub fn aggregate(records: &[Record], workloads: &[String], targets: &[String]) -
                         )
                     })
                     .flatten(),
+                cost_vs_handler: handler.as_deref().and_then(|h| vs(h, cost)),
+                rate_vs_handler: handler.as_deref().and_then(|h| rate.and_then(|r| vs(h, r))),
                 baseline,
             });
         }
@@ -364,13 +381,39 @@ pub fn table(rows: &[Row], info: &RunInfo) -> String {
             );
         }
     }
+    let stream: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.cost_vs_handler.is_some())
+        .collect();
+    if !stream.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "| stream view vs handler API (same runtime) | workload | server cost | spread | rate | spread |"
+        );
+        let _ = writeln!(t, "|---|---|---:|---:|---:|---:|");
+        for row in stream {
+            let c = row.cost_vs_handler.as_ref().expect("filtered");
+            let r = row.rate_vs_handler.as_ref();
+            let _ = writeln!(
+                t,
+                "| {} | {} | {:.2}x | {:.0}% | {} | {} |",
+                row.target,
+                row.workload,
+                c.median,
+                c.spread_pct(),
+                ratio(&row.rate_vs_handler),
+                r.map_or("".into(), |s| format!("{:.0}%", s.spread_pct())),
+            );
+        }
+    }
     let _ = writeln!(t);
     let _ = writeln!(
         t,
         "rate: round trips (ping-pong, five-writes, one-write: {PING} B / 5 B messages), MiB/s echoed (stream, {stream}; tls-stream, {tls_stream}), connects with one round trip (churn), TLS handshakes with one round trip (tls-handshake-*: full; tls-resume: resumed), per second. \
          server cost: server CPU (user + system) per round trip / per connection / per handshake, seconds per GiB echoed, or RSS growth per idle connection ({idle} connections, tls-idle {tls_idle}; heap: live heap bytes the server's counting allocator saw). \
          Medians of {rounds} round(s); spread = (max - min) / median; ratios are per-round pairs measured side by side, then the median. \
-         Baseline: the hand-written echo on the same runtime (tokio's for Bun and Node, and tokio-rustls's for every TLS row). allocs/event: heap allocations per data event (sansock `data` call or baseline read). \
+         Baseline: the hand-written echo on the same runtime (tokio's for Bun and Node, and tokio-rustls's for every TLS row). sansock-stream: sansock's stream view (`listen_stream`) under the baseline's echo loop, compared with the handler API (`sansock/<rt>`) in its own table. allocs/event: heap allocations per data event (sansock `data` call, or read for the baseline and the stream view). \
          Server on CPU {scpu}, load generator on CPU {ccpu}; load average {lb} before, {la} after; {secs:.0} s.",
         PING = 64,
         stream = human_bytes(info.sizes.stream_bytes),
@@ -437,6 +480,8 @@ pub fn json(rows: &[Row], records: &[Record], info: &RunInfo) -> Value {
                 "cost_vs_bun": stat_json(&r.cost_vs_bun),
                 "rate_vs_bun": stat_json(&r.rate_vs_bun),
                 "five_vs_one": stat_json(&r.five_vs_one),
+                "cost_vs_handler": stat_json(&r.cost_vs_handler),
+                "rate_vs_handler": stat_json(&r.rate_vs_handler),
             })
         }).collect::<Vec<_>>(),
         "samples": records.iter().map(|r| json!({
@@ -450,7 +495,7 @@ pub fn json(rows: &[Row], records: &[Record], info: &RunInfo) -> Value {
 }
 
 const COLORS: &[&str] = &[
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
 ];
 
 /// A grouped bar chart: per workload, each non-baseline server's cost relative to its

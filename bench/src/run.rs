@@ -53,6 +53,9 @@ const HANDSHAKE_CONCURRENCY: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Sansock(String),
+    /// sansock's stream view (`listen_stream`, a `SocketStream` per connection echoed by the
+    /// baseline's read/`write_all` loop); measured on tokio only.
+    SansockStream(String),
     Baseline(String),
     Bun(PathBuf),
     Node(PathBuf),
@@ -62,6 +65,7 @@ impl Target {
     pub fn label(&self) -> String {
         match self {
             Target::Sansock(rt) => format!("sansock/{rt}"),
+            Target::SansockStream(rt) => format!("sansock-stream/{rt}"),
             Target::Baseline(rt) => format!("baseline/{rt}"),
             Target::Bun(_) => "bun".into(),
             Target::Node(_) => "node".into(),
@@ -70,10 +74,12 @@ impl Target {
 
     /// Whether this server has a row for `workload`: TLS workloads run on sansock, the tokio
     /// baseline (tokio-rustls) and Bun only; the other workloads on the selected runtimes'
-    /// servers (the tokio baseline may be there for the TLS workloads alone).
+    /// servers (the tokio baseline may be there for the TLS workloads alone); the stream view
+    /// on the plain workloads.
     fn runs(&self, workload: &str, runtimes: &[String]) -> bool {
         match self {
             Target::Sansock(_) | Target::Bun(_) => true,
+            Target::SansockStream(_) => !is_tls(workload),
             Target::Baseline(rt) if is_tls(workload) => rt == "tokio",
             Target::Baseline(rt) => runtimes.contains(rt),
             Target::Node(_) => !is_tls(workload),
@@ -138,11 +144,11 @@ impl Server {
             _ => "echo",
         };
         let mut cmd = match target {
-            Target::Sansock(rt) | Target::Baseline(rt) => {
-                let imp = if matches!(target, Target::Sansock(_)) {
-                    "sansock"
-                } else {
-                    "baseline"
+            Target::Sansock(rt) | Target::SansockStream(rt) | Target::Baseline(rt) => {
+                let imp = match target {
+                    Target::Sansock(_) => "sansock",
+                    Target::SansockStream(_) => "sansock-stream",
+                    _ => "baseline",
                 };
                 let exe = std::env::current_exe().map_err(|e| e.to_string())?;
                 let mut c = Command::new(exe);
@@ -211,7 +217,10 @@ impl Server {
             addr,
             stdin,
             stdout,
-            counts: matches!(target, Target::Sansock(_) | Target::Baseline(_)),
+            counts: matches!(
+                target,
+                Target::Sansock(_) | Target::SansockStream(_) | Target::Baseline(_)
+            ),
         })
     }
 
@@ -340,6 +349,10 @@ pub fn main(args: &RunArgs) {
     let mut targets = Vec::new();
     for rt in &runtimes {
         targets.push(Target::Sansock(rt.clone()));
+        // The stream view (issue 19), compared with the handler API on tokio.
+        if rt == "tokio" && workloads.iter().any(|w| !is_tls(w)) {
+            targets.push(Target::SansockStream(rt.clone()));
+        }
         targets.push(Target::Baseline(rt.clone()));
     }
     // The TLS workloads compare every adapter with the tokio-rustls baseline.

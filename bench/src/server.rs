@@ -1,5 +1,7 @@
-//! The servers under test: sansock on any adapter, and a plain hand-written echo on the same
-//! runtime as the baseline. Every variant speaks the same protocol: it sends back every byte it
+//! The servers under test: sansock on any adapter (its handler API, or its stream view: each
+//! accepted `SocketStream` echoed by the baseline's own read/`write_all` loop), and a plain
+//! hand-written echo on the same runtime as the baseline. Every variant speaks the same
+//! protocol: it sends back every byte it
 //! reads; with `--workload five-writes` it sends each read back as five writes (one per fifth),
 //! with `one-write` (the same as `echo`) as one. With `--cert PATH --key PATH` the same echo
 //! runs over TLS (sansock's `tls` listen option; tokio-rustls for the tokio baseline, the only
@@ -12,12 +14,23 @@ use std::sync::Arc;
 
 use sansock_core::tls::{Pem, ServerTlsOptions};
 use sansock_core::{Handler, ListenOptions, Socket};
-use sansock_io::Runtime;
+use sansock_io::{Runtime, SocketStream};
 
 use crate::args::ServerArgs;
 
 /// Data events (sansock `data` calls, baseline reads returning bytes) so far.
 static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+/// The server implementation under test (`--impl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Impl {
+    /// sansock's handler API (`listen` with the [`Echo`] handler).
+    Sansock,
+    /// sansock's stream view (`listen_stream`, a task per `SocketStream`).
+    Stream,
+    /// The hand-written echo on the runtime's own sockets.
+    Baseline,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -63,15 +76,16 @@ pub fn main(args: &ServerArgs) {
     };
     let tls = tls.as_ref();
     spawn_control_thread();
-    let sansock = match imp.as_str() {
-        "sansock" => true,
-        "baseline" => false,
+    let imp = match imp.as_str() {
+        "sansock" => Impl::Sansock,
+        "sansock-stream" => Impl::Stream,
+        "baseline" => Impl::Baseline,
         other => {
-            eprintln!("unknown --impl {other}: expected sansock or baseline");
+            eprintln!("unknown --impl {other}: expected sansock, sansock-stream or baseline");
             std::process::exit(2);
         }
     };
-    if tls.is_some() && !sansock && !runtime.starts_with("tokio") {
+    if tls.is_some() && imp == Impl::Baseline && !runtime.starts_with("tokio") {
         eprintln!("the TLS baseline exists for tokio only (tokio-rustls)");
         std::process::exit(2);
     }
@@ -84,8 +98,14 @@ pub fn main(args: &ServerArgs) {
             };
             let rt = builder.enable_all().build().expect("tokio runtime");
             rt.block_on(async {
-                if sansock {
+                if imp == Impl::Sansock {
                     serve_sansock::<sansock_tokio::Tokio>(&host, port, workload, hwm, tls).await
+                } else if imp == Impl::Stream {
+                    let spawn = |stream, workload| {
+                        tokio::spawn(baseline::tokio_echo(stream, workload, false));
+                    };
+                    serve_stream::<sansock_tokio::Tokio>(&host, port, workload, hwm, tls, spawn)
+                        .await
                 } else if let Some(tls) = tls {
                     let config = crate::tls::server_config(tls).unwrap_or_else(|e| {
                         eprintln!("TLS configuration: {e}");
@@ -98,15 +118,26 @@ pub fn main(args: &ServerArgs) {
             })
         }
         "smol" => smol::block_on(async {
-            if sansock {
+            if imp == Impl::Sansock {
                 serve_sansock::<sansock_smol::Smol>(&host, port, workload, hwm, tls).await
+            } else if imp == Impl::Stream {
+                let spawn = |stream, workload| {
+                    smol::spawn(baseline::futures_echo(stream, workload)).detach();
+                };
+                serve_stream::<sansock_smol::Smol>(&host, port, workload, hwm, tls, spawn).await
             } else {
                 baseline::smol(bind(&host, port), workload).await
             }
         }),
         "async-std" => async_std::task::block_on(async {
-            if sansock {
+            if imp == Impl::Sansock {
                 serve_sansock::<sansock_async_std::AsyncStd>(&host, port, workload, hwm, tls).await
+            } else if imp == Impl::Stream {
+                let spawn = |stream, workload| {
+                    async_std::task::spawn(baseline::futures_echo(stream, workload));
+                };
+                serve_stream::<sansock_async_std::AsyncStd>(&host, port, workload, hwm, tls, spawn)
+                    .await
             } else {
                 baseline::async_std(bind(&host, port), workload).await
             }
@@ -188,13 +219,13 @@ impl Handler for Echo {
     }
 }
 
-async fn serve_sansock<R: Runtime>(
+/// sansock's listen options for `--host`, `--port`, `--high-water-mark` and `--cert/--key`.
+fn listen_options(
     host: &str,
     port: u16,
-    workload: Workload,
     high_water_mark: Option<usize>,
     tls: Option<&crate::tls::CertFiles>,
-) {
+) -> ListenOptions<()> {
     let mut options = ListenOptions::tcp(host.to_owned(), port);
     if let Some(bytes) = high_water_mark {
         options = options.high_water_mark(bytes);
@@ -206,6 +237,17 @@ async fn serve_sansock<R: Runtime>(
             Pem::file(&files.cert),
         ));
     }
+    options
+}
+
+async fn serve_sansock<R: Runtime>(
+    host: &str,
+    port: u16,
+    workload: Workload,
+    high_water_mark: Option<usize>,
+    tls: Option<&crate::tls::CertFiles>,
+) {
+    let options = listen_options(host, port, high_water_mark, tls);
     let listener = sansock_io::listen::<R, _>(options, Arc::new(Echo { workload }))
         .await
         .unwrap_or_else(|e| {
@@ -214,6 +256,36 @@ async fn serve_sansock<R: Runtime>(
         });
     announce(listener.local_addr());
     std::future::pending::<()>().await;
+}
+
+/// The stream view: `listen_stream`, and each accepted [`SocketStream`] handed to `spawn`,
+/// which starts the baseline's echo loop on it (a task per connection, a 64 KiB buffer, read
+/// then `write_all`, no flush: only the transport differs from the baseline).
+async fn serve_stream<R: Runtime>(
+    host: &str,
+    port: u16,
+    workload: Workload,
+    high_water_mark: Option<usize>,
+    tls: Option<&crate::tls::CertFiles>,
+    spawn: impl Fn(SocketStream, Workload),
+) {
+    let options = listen_options(host, port, high_water_mark, tls);
+    let listener = sansock_io::listen_stream::<R>(options)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("error: listen: {e}");
+            std::process::exit(1)
+        });
+    announce(listener.listener().local_addr());
+    loop {
+        match listener.accept().await {
+            Ok(stream) => spawn(stream, workload),
+            Err(e) => {
+                eprintln!("error: accept: {e}");
+                std::process::exit(1)
+            }
+        }
+    }
 }
 
 // ----- hand-written baselines -----
@@ -241,7 +313,7 @@ mod baseline {
     /// The echo loop of both tokio baselines: read into a 64 KiB buffer, write it back (as
     /// five writes for `five-writes`), flush after each reply when `flush` (TLS); at the end
     /// of the stream, shut down (close_notify over TLS).
-    async fn tokio_echo<S>(mut stream: S, workload: Workload, flush: bool)
+    pub async fn tokio_echo<S>(mut stream: S, workload: Workload, flush: bool)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
@@ -320,7 +392,7 @@ mod baseline {
 
     /// The echo loop of the smol and async-std baselines (both speak `futures-io`), as
     /// [`tokio_echo`] without TLS.
-    async fn futures_echo<S>(mut stream: S, workload: Workload)
+    pub async fn futures_echo<S>(mut stream: S, workload: Workload)
     where
         S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin,
     {

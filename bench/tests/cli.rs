@@ -153,7 +153,7 @@ fn bad_command_lines_exit_2() {
 fn a_port_in_use_is_one_error_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    for imp in ["sansock", "baseline"] {
+    for imp in ["sansock", "sansock-stream", "baseline"] {
         let stderr = exits_with(1, &["server", "--impl", imp, "--port", &port]);
         let lines: Vec<&str> = stderr.lines().collect();
         assert!(

@@ -1,6 +1,7 @@
 //! The whole tool end to end in `--quick` mode (tiny sizes, one round, no Bun or Node): every
 //! server starts, every workload runs against it, and the JSON has every row; the TLS
-//! workloads run on the sansock servers and the tokio-rustls baseline only. Timings are not
+//! workloads run on the sansock servers and the tokio-rustls baseline only; the stream view
+//! (`sansock-stream/tokio`) runs the plain workloads, compared with the handler API. Timings are not
 //! asserted; they mean nothing in a debug build on a busy machine.
 
 use std::process::Command;
@@ -29,6 +30,7 @@ const TLS_SERVERS: &[&str] = &[
 ];
 const SERVERS: &[&str] = &[
     "sansock/tokio",
+    "sansock-stream/tokio",
     "baseline/tokio",
     "sansock/smol",
     "baseline/smol",
@@ -85,20 +87,30 @@ fn quick_run_measures_every_workload_on_every_server() {
             row["metrics"][cost]["median"].is_number(),
             "{workload} on {server} has no {cost}"
         );
-        if server.starts_with("sansock/") {
+        if server.starts_with("sansock") {
             assert!(
                 row["cost_vs_baseline"]["median"].is_number(),
                 "{workload} on {server} has no ratio to its baseline"
             );
         }
+        if server.starts_with("sansock-stream/") {
+            assert!(
+                row["cost_vs_handler"]["median"].is_number(),
+                "{workload} on {server} has no ratio to the handler API"
+            );
+        }
     }
     for workload in TLS_WORKLOADS {
-        for server in ["baseline/smol", "baseline/async-std"] {
+        for server in [
+            "baseline/smol",
+            "baseline/async-std",
+            "sansock-stream/tokio",
+        ] {
             assert!(
                 !rows
                     .iter()
                     .any(|r| r["workload"] == *workload && r["server"] == server),
-                "{workload} has a row for {server}, which has no TLS server"
+                "{workload} has a row for {server}, which is not measured over TLS"
             );
         }
     }
@@ -127,5 +139,6 @@ fn quick_run_measures_every_workload_on_every_server() {
     let table = std::fs::read_to_string(out.join("table.md")).expect("table.md");
     assert!(table.contains("| ping-pong-64 | sansock/tokio |"));
     assert!(table.contains("| tls-stream | sansock/smol |"));
+    assert!(table.contains("| sansock-stream/tokio | ping-pong-64 |"));
     let _ = std::fs::remove_dir_all(&out);
 }
