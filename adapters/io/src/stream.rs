@@ -25,8 +25,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use sansock_core::{
-    Addr, Bytes, CloseError, ConnectError, ConnectOptions, Handler, ListenError, ListenOptions,
-    Socket, SocketHandle,
+    Addr, CloseError, ConnectError, ConnectOptions, Handler, ListenError, ListenOptions, Socket,
+    SocketHandle,
 };
 
 use crate::listener::Listener;
@@ -35,12 +35,18 @@ use crate::runtime::Runtime;
 /// Bytes a stream buffers from the peer before it stops reading until the application reads.
 pub const READ_LIMIT: usize = 256 * 1024;
 
+/// Once emptied, an inbound buffer larger than this is released.
+const RETAIN_INBOUND: usize = 16 * 1024;
+
 /// Accepted streams waiting for `accept()`; beyond this, new connections are closed.
 const ACCEPT_QUEUE: usize = 1024;
 
 #[derive(Default)]
 struct State {
-    inbound: VecDeque<Bytes>,
+    /// Received bytes; `inbound[read..]` is not read yet. One buffer, reused: a steady stream
+    /// of small messages allocates nothing per `data` event.
+    inbound: Vec<u8>,
+    read: usize,
     inbound_len: usize,
     paused: bool,
     eof: bool,
@@ -113,7 +119,14 @@ impl Handler for StreamHandler {
     fn data(&self, socket: &mut Socket<'_, StreamData>, bytes: &[u8]) {
         let data = socket.data().clone();
         let mut st = data.lock();
-        st.inbound.push_back(Bytes::copy_from_slice(bytes));
+        if st.read > 0 && st.read >= st.inbound_len {
+            // Drop what was read once it outweighs what was not (amortised: each byte moves
+            // at most once), so the buffer stays bounded by about twice the unread bytes.
+            let read = st.read;
+            st.inbound.drain(..read);
+            st.read = 0;
+        }
+        st.inbound.extend_from_slice(bytes);
         st.inbound_len += bytes.len();
         if st.inbound_len >= READ_LIMIT && !st.paused {
             st.paused = true;
@@ -235,18 +248,16 @@ impl SocketStream {
             return Poll::Ready(Ok(0));
         }
         if st.inbound_len > 0 {
-            let mut n = 0;
-            while n < buf.len() {
-                let Some(front) = st.inbound.front_mut() else {
-                    break;
-                };
-                let take = front.len().min(buf.len() - n);
-                buf[n..n + take].copy_from_slice(&front[..take]);
-                n += take;
-                if take == front.len() {
-                    st.inbound.pop_front();
-                } else {
-                    *front = front.slice(take..);
+            let n = st.inbound_len.min(buf.len());
+            let start = st.read;
+            buf[..n].copy_from_slice(&st.inbound[start..start + n]);
+            st.read += n;
+            if st.read == st.inbound.len() {
+                st.inbound.clear();
+                st.read = 0;
+                if st.inbound.capacity() > RETAIN_INBOUND {
+                    // After a burst, an idle stream keeps no burst-sized buffer.
+                    st.inbound = Vec::new();
                 }
             }
             st.inbound_len -= n;
