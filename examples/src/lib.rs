@@ -175,6 +175,89 @@ macro_rules! run_on_selected_runtime {
     }};
 }
 
+/// The TLS flags of the example servers: a certificate and key from files, or a certificate
+/// generated at start.
+#[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("tls").args(["tls_cert", "tls_self_signed"])))]
+pub struct TlsFlags {
+    /// Serve TLS with this certificate chain (PEM file, leaf first); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM file) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a certificate for localhost and 127.0.0.1 generated at start (kept in
+    /// memory only). Clients must trust it as their CA: it is printed after the `listening on`
+    /// line, or written to --ca-out.
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// With --tls-self-signed: write the certificate (PEM) to PATH instead of printing it. The
+    /// file is yours: the server does not remove it.
+    #[arg(long, value_name = "PATH", requires = "tls_self_signed")]
+    pub ca_out: Option<std::path::PathBuf>,
+}
+
+/// A certificate generated for `--tls-self-signed` (PEM), and where it goes once the server
+/// listens: to `--ca-out`, or printed.
+pub struct SelfSigned {
+    pem: String,
+    ca_out: Option<std::path::PathBuf>,
+}
+
+impl TlsFlags {
+    /// The server TLS options the flags ask for (`None`: plain TCP), and the generated
+    /// certificate to [`publish`](SelfSigned::publish) once listening.
+    pub fn server_options(
+        self,
+    ) -> Result<
+        (
+            Option<sansock_core::tls::ServerTlsOptions>,
+            Option<SelfSigned>,
+        ),
+        String,
+    > {
+        use sansock_core::tls::{Pem, ServerTlsOptions};
+        if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
+            return Ok((
+                Some(ServerTlsOptions::new(Pem::file(key), Pem::file(cert))),
+                None,
+            ));
+        }
+        if !self.tls_self_signed {
+            return Ok((None, None));
+        }
+        let (key, cert) = self_signed_certificate()
+            .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
+        let published = SelfSigned {
+            pem: cert.clone(),
+            ca_out: self.ca_out,
+        };
+        Ok((Some(ServerTlsOptions::new(key, cert)), Some(published)))
+    }
+}
+
+impl SelfSigned {
+    /// Writes the certificate to `--ca-out`, or prints it. Call it once the server listens, so
+    /// a server that failed to start leaves no file behind.
+    pub fn publish(self) -> Result<(), String> {
+        match self.ca_out {
+            Some(path) => {
+                std::fs::write(&path, self.pem)
+                    .map_err(|e| format!("--ca-out {}: {e}", path.display()))?;
+                println!(
+                    "TLS: self-signed certificate (trust it as the CA) written to {}",
+                    path.display()
+                );
+            }
+            None => print!(
+                "TLS: self-signed certificate (trust it as the CA; --ca-out PATH saves it to a file):\n{}",
+                self.pem
+            ),
+        }
+        Ok(())
+    }
+}
+
 /// A key and a self-signed certificate for `localhost` and `127.0.0.1`, as PEM text.
 pub fn self_signed_certificate() -> Result<(String, String), rcgen::Error> {
     let key = rcgen::KeyPair::generate()?;

@@ -3,10 +3,12 @@
 //! (a port in use, a refused connect, TLS files that do not load) exits 1 with one `error:`
 //! line; nothing a user types makes a binary panic. Every process runs under a timeout.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 const BINARIES: &[(&str, &str)] = &[
     ("demo", env!("CARGO_BIN_EXE_demo")),
@@ -25,41 +27,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `binary args...` to completion, killing it (and failing) after [`LIMIT`].
 fn run(binary: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
-    let stdout = drain(child.stdout.take().unwrap());
-    let stderr = drain(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{binary} {args:?} still running after {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-/// Reads a pipe to its end on a thread (so a full pipe never blocks the child).
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
+    common::run_within(Command::new(binary).args(args).stdin(Stdio::null()), LIMIT)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -240,19 +208,9 @@ fn unreadable_tls_files_are_one_error_line_and_exit_1() {
     );
 }
 
-/// Kills the process when the test ends, passed or failed.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `echo args...` with its own temporary directory and stdout and stderr piped.
-fn start_echo(args: &[&str], tmp: &std::path::Path) -> KillOnDrop {
-    KillOnDrop(
+fn start_echo(args: &[&str], tmp: &std::path::Path) -> common::KillOnDrop {
+    common::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_echo"))
             .args(args)
             .env("TMPDIR", tmp)
@@ -364,7 +322,7 @@ fn log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
     std::thread::sleep(Duration::from_millis(300));
     let _ = echo.0.kill();
     let _ = echo.0.wait();
-    let stderr = drain(echo.0.stderr.take().unwrap()).join().unwrap();
+    let stderr = common::drain(echo.0.stderr.take().unwrap()).join().unwrap();
     let stderr = text(&stderr);
     assert!(
         stderr.contains("DEBUG"),

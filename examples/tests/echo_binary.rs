@@ -1,5 +1,8 @@
 //! The `echo` binary serves a plain std::net client (any other tool would do) correctly.
 
+mod common;
+
+use common::{start, KillOnDrop};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -77,38 +80,6 @@ fn chat_broadcasts_lines_to_the_other_members() {
     ann_r.read_line(&mut line).unwrap();
     assert_eq!(line, "* bob left\n");
     let _ = bob_r.read_line(&mut String::new());
-}
-
-/// Starts an example binary with `args` and returns it with the address from its
-/// `listening on ADDR` first line.
-fn start(binary: &str, args: &[&str]) -> (KillOnDrop, String) {
-    let mut child = KillOnDrop(
-        Command::new(binary)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {binary}: {e}")),
-    );
-    let mut first = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    (child, addr)
-}
-
-/// Kills the example process when the test ends, passed or failed.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The `http` example (hyper over sansock TLS streams) against an HTTP client no one here
 //! wrote: curl, trusting the certificate the server generated (`--tls-self-signed --ca-out`).
-//! curl gets the text of `/`, reuses one connection for two requests (keep-alive), and
-//! downloads 100 MiB whose length and SHA-256 match the pattern. Every process runs under a
-//! timeout; without curl the tests fail (`.ci/run` installs it).
+//! curl gets the text of `/` on every runtime (tokio, tokio-current-thread, smol, async-std),
+//! and on tokio reuses one connection for two requests (keep-alive) and downloads 100 MiB
+//! whose length and SHA-256 match the pattern. Every process runs under a timeout; without
+//! curl the tests fail (`.ci/run` installs it).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,17 +22,28 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the server on a free port and waits until its CA file is written.
-    fn start(name: &str) -> Server {
+    /// Starts the server on a free port with `--runtime runtime` and waits until its CA file
+    /// is written.
+    fn start(name: &str, runtime: &str) -> Server {
         assert!(
             Command::new("curl").arg("--version").output().is_ok(),
             "curl is missing: .ci/run installs it; install it to run this test"
         );
-        let dir = std::env::temp_dir().join(format!("sansock-http-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "sansock-http-{}-{name}-{runtime}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = dir.join("ca.pem");
         let mut child = Command::new(env!("CARGO_BIN_EXE_http"))
-            .args(["--port", "0", "--tls-self-signed", "--ca-out"])
+            .args([
+                "--runtime",
+                runtime,
+                "--port",
+                "0",
+                "--tls-self-signed",
+                "--ca-out",
+            ])
             .arg(&ca)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -119,16 +131,40 @@ impl Drop for Server {
     }
 }
 
+/// curl gets the text of `/` from the server on `runtime`.
+fn curl_gets_the_root_on(runtime: &str) {
+    let server = Server::start("root", runtime);
+    let out = server.curl(&[&server.url("/")], Duration::from_secs(20));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from sansock\n",
+        "--runtime {runtime}"
+    );
+}
+
 #[test]
 fn curl_gets_the_root_over_verified_tls() {
-    let server = Server::start("root");
-    let out = server.curl(&[&server.url("/")], Duration::from_secs(20));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from sansock\n");
+    curl_gets_the_root_on("tokio");
+}
+
+#[test]
+fn curl_gets_the_root_on_tokio_current_thread() {
+    curl_gets_the_root_on("tokio-current-thread");
+}
+
+#[test]
+fn curl_gets_the_root_on_smol() {
+    curl_gets_the_root_on("smol");
+}
+
+#[test]
+fn curl_gets_the_root_on_async_std() {
+    curl_gets_the_root_on("async-std");
 }
 
 #[test]
 fn curl_reuses_the_connection_for_a_second_request() {
-    let server = Server::start("keepalive");
+    let server = Server::start("keepalive", "tokio");
     let url = server.url("/");
     let out = server.curl(&["--verbose", &url, &url], Duration::from_secs(20));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -152,7 +188,7 @@ fn curl_reuses_the_connection_for_a_second_request() {
 #[test]
 fn curl_downloads_100_mib_intact() {
     const LEN: u64 = 100 * 1024 * 1024;
-    let server = Server::start("bytes");
+    let server = Server::start("bytes", "tokio");
     let file = server.dir.join("download.bin");
     let started = Instant::now();
     server.curl(

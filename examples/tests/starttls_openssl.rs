@@ -1,7 +1,9 @@
 //! The STARTTLS example against a TLS client no one here wrote: `openssl s_client -starttls
 //! smtp` greets, upgrades the plain connection, and talks over TLS.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,22 +16,11 @@ fn openssl_s_client_starttls_smtp_upgrades_and_talks_tls() {
     let dir = std::env::temp_dir().join(format!("sansock-starttls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_starttls"))
-        .args(["--port", "0", "--ca-out"])
-        .arg(&ca)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the starttls example");
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
+    let ca_path = ca.to_str().unwrap();
+    let (server, addr) = common::start(
+        env!("CARGO_BIN_EXE_starttls"),
+        &["--port", "0", "--ca-out", ca_path],
+    );
     let mut client = Command::new("openssl")
         .args([
             "s_client",
@@ -65,8 +56,7 @@ fn openssl_s_client_starttls_smtp_upgrades_and_talks_tls() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = client.wait_with_output().unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,27 +1,16 @@
 //! The framing example against `nc` (netcat), a client no one here wrote.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts `upper` with `args`; returns the process and its address.
-fn start(args: &[&str]) -> (std::process::Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_upper"))
-        .args(["--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the upper example");
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    (server, addr)
+fn start(args: &[&str]) -> (common::KillOnDrop, String) {
+    let mut all = vec!["--port", "0"];
+    all.extend_from_slice(args);
+    common::start(env!("CARGO_BIN_EXE_upper"), &all)
 }
 
 /// Runs `nc -N HOST PORT` with `input` on stdin; returns what it printed.
@@ -47,25 +36,21 @@ fn nc(addr: &str, input: &[u8]) -> String {
 
 #[test]
 fn nc_gets_every_line_back_in_upper_case() {
-    let (mut server, addr) = start(&[]);
+    let (_server, addr) = start(&[]);
     let mut input = String::new();
     for i in 0..2000 {
         input.push_str(&format!("line {i} of many\r\n"));
     }
     let out = nc(&addr, input.as_bytes());
-    let _ = server.kill();
-    let _ = server.wait();
     assert_eq!(out, input.replace("\r\n", "\n").to_uppercase());
 }
 
 #[test]
 fn a_line_over_the_limit_ends_the_connection_with_an_error() {
-    let (mut server, addr) = start(&["--max-line", "16"]);
+    let (_server, addr) = start(&["--max-line", "16"]);
     let out = nc(
         &addr,
         b"short\nthis line is far too long for sixteen bytes\nnever\n",
     );
-    let _ = server.kill();
-    let _ = server.wait();
     assert_eq!(out, "SHORT\nerror: line longer than 16 bytes\n");
 }

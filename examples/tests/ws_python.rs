@@ -4,9 +4,11 @@
 //! server answers; on every runtime. Every process runs under a timeout; without python3 or
 //! `websockets` the test fails (`.ci/run` installs `websockets`).
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The client: `python3 -c CLIENT PORT`. Prints one `ok ...` line and exits 0, or fails with
 /// an assertion (exit 1).
@@ -114,42 +116,10 @@ impl Drop for Server {
 
 /// Runs the Python client against `port`, killing it (and failing) after [`LIMIT`].
 fn run_client(port: u16) -> Output {
-    let mut child = Command::new("python3")
-        .args(["-c", CLIENT, &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python3");
-    // Read both pipes on threads so a chatty failure cannot block the client.
-    let stdout = drain(child.stdout.take().unwrap());
-    let stderr = drain(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the Python client still running after {LIMIT:?}; stderr: {}",
-                String::from_utf8_lossy(&stderr.join().unwrap())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
+    common::run_within(
+        Command::new("python3")
+            .args(["-c", CLIENT, &port.to_string()])
+            .stdin(Stdio::null()),
+        LIMIT,
+    )
 }

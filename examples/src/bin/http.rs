@@ -1,125 +1,124 @@
-//! An HTTP/1.1 server: hyper's server connection over sansock's stream view on tokio
-//! (`listen_stream`, one `SocketStream` per connection), over TLS with `--tls-cert PEM
-//! --tls-key PEM` or `--tls-self-signed [--ca-out PATH]` (ALPN `http/1.1`), or plain.
-//! Prints `listening on ADDR` first; `http --help` says the rest.
+//! An HTTP/1.1 server: hyper's server connection over sansock's stream view (`listen_stream`,
+//! one `SocketStream` per connection) on any runtime (`--runtime`), over TLS with
+//! `--tls-cert PEM --tls-key PEM` or `--tls-self-signed [--ca-out PATH]` (ALPN `http/1.1`), or
+//! plain. Prints `listening on ADDR` first; `http --help` says the rest.
+//!
+//! hyper reads and writes through its own traits (`hyper::rt::Read` / `Write`); [`HyperIo`]
+//! bridges them from the `futures-io` traits that `SocketStream` implements on every adapter,
+//! without `unsafe`: it reads into a buffer of its own and copies into hyper's. HTTP/1 needs no
+//! executor from hyper; each connection is a task of the selected runtime.
 //!
 //! Routes: `GET /` answers `hello from sansock`; `GET /bytes/N` streams N bytes of a fixed
 //! pattern (byte `i` is `i % 251`) in 64 KiB chunks, so a 100 MB body never sits in memory.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
+use futures_io::{AsyncRead, AsyncWrite};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::rt::ReadBufCursor;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
-use sansock_examples::Rt;
-use sansock_tokio::tls::{Pem, ServerTlsOptions};
-use sansock_tokio::{listen_stream, ListenOptions};
+use sansock_core::ListenOptions;
+use sansock_io::Runtime;
 
 /// The size of each body chunk of `/bytes/N`.
 const CHUNK: u64 = 64 * 1024;
 
-/// An HTTP/1.1 server (hyper) over sansock TCP or TLS streams, on tokio only (`--runtime tokio`
-/// or `tokio-current-thread`). The first line printed is `listening on ADDR`. Routes: `GET /`
-/// and `GET /bytes/N` (N bytes, byte i being i % 251).
+/// The size of the buffer each connection reads into before hyper copies from it.
+const READ_BUF: usize = 16 * 1024;
+
+/// An HTTP/1.1 server (hyper) over sansock TCP or TLS streams, on any runtime (`--runtime`).
+/// The first line printed is `listening on ADDR`. Routes: `GET /` and `GET /bytes/N` (N bytes,
+/// byte i being i % 251).
 #[derive(Parser, Debug)]
 #[command(name = "http")]
-#[command(group(clap::ArgGroup::new("tls").args(["tls_cert", "tls_self_signed"])))]
 struct Cli {
     #[command(flatten)]
     common: sansock_examples::Common,
     #[command(flatten)]
     listen: sansock_examples::Listen,
-    /// Serve HTTPS with this certificate chain (PEM file, leaf first); needs --tls-key.
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM file) of --tls-cert.
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Serve HTTPS with a certificate for localhost and 127.0.0.1 generated at start (kept in
-    /// memory only). Clients must trust it as their CA: it is printed after the `listening on`
-    /// line, or written to --ca-out.
-    #[arg(long)]
-    tls_self_signed: bool,
-    /// With --tls-self-signed: write the certificate (PEM) to PATH instead of printing it. The
-    /// file is yours: http does not remove it.
-    #[arg(long, value_name = "PATH", requires = "tls_self_signed")]
-    ca_out: Option<PathBuf>,
+    #[command(flatten)]
+    tls: sansock_examples::TlsFlags,
 }
 
 fn main() {
     let cli = Cli::parse();
-    let mut runtime = match cli.common.runtime {
-        Rt::Tokio => tokio::runtime::Builder::new_multi_thread(),
-        Rt::TokioCurrentThread => tokio::runtime::Builder::new_current_thread(),
-        Rt::Smol | Rt::AsyncStd => Cli::command()
-            .error(
-                clap::error::ErrorKind::InvalidValue,
-                "http runs on tokio only: --runtime tokio or tokio-current-thread",
-            )
-            .exit(),
-    };
-    sansock_examples::init_logging(&cli.common);
-    let runtime = runtime
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| sansock_examples::fail(format_args!("tokio runtime: {e}")));
-    if let Err(e) = runtime.block_on(serve(cli)) {
+    let common = cli.common.clone();
+    if let Err(e) = sansock_examples::run_on_selected_runtime!(&common, serve(cli)) {
         sansock_examples::fail(e);
     }
 }
 
-/// A certificate generated for `--tls-self-signed` (PEM), and where it goes once the server
-/// listens: to `--ca-out`, or printed.
-struct SelfSigned {
-    pem: String,
-    ca_out: Option<PathBuf>,
+/// A `futures-io` stream seen through hyper's I/O traits. Reads go through a buffer of its own
+/// (safe code cannot hand hyper's uninitialised buffer to `AsyncRead`), then are copied into
+/// hyper's; writes, flushes and shutdown pass straight through.
+struct HyperIo<T> {
+    inner: T,
+    buf: Box<[u8]>,
 }
 
-async fn serve(cli: Cli) -> Result<(), String> {
+impl<T> HyperIo<T> {
+    fn new(inner: T) -> Self {
+        HyperIo {
+            inner,
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let len = buf.remaining().min(this.buf.len());
+        let n = ready!(Pin::new(&mut this.inner).poll_read(cx, &mut this.buf[..len]))?;
+        buf.put_slice(&this.buf[..n]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+}
+
+async fn serve<R: Runtime>(cli: Cli) -> Result<(), String> {
     let mut options = ListenOptions::tcp(cli.listen.host, cli.listen.port);
-    let mut self_signed = None;
-    let tls = if let (Some(cert), Some(key)) = (cli.tls_cert, cli.tls_key) {
-        Some(ServerTlsOptions::new(Pem::file(key), Pem::file(cert)))
-    } else if cli.tls_self_signed {
-        let (key, cert) = sansock_examples::self_signed_certificate()
-            .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
-        self_signed = Some(SelfSigned {
-            pem: cert.clone(),
-            ca_out: cli.ca_out,
-        });
-        Some(ServerTlsOptions::new(key, cert))
-    } else {
-        None
-    };
+    let (tls, self_signed) = cli.tls.server_options()?;
     if let Some(tls) = tls {
         options = options.tls(tls.alpn(["http/1.1"]));
     }
-    let listener = listen_stream(options).await.map_err(|e| e.to_string())?;
+    let listener = sansock_io::listen_stream::<R>(options)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("listening on {}", listener.listener().local_addr());
-    // Written only now, so a server that failed to start leaves no file behind.
-    match self_signed {
-        Some(SelfSigned {
-            pem,
-            ca_out: Some(path),
-        }) => {
-            std::fs::write(&path, pem).map_err(|e| format!("--ca-out {}: {e}", path.display()))?;
-            println!(
-                "TLS: self-signed certificate (trust it as the CA) written to {}",
-                path.display()
-            );
-        }
-        Some(SelfSigned { pem, ca_out: None }) => print!(
-            "TLS: self-signed certificate (trust it as the CA; --ca-out PATH saves it to a file):\n{pem}"
-        ),
-        None => {}
+    if let Some(certificate) = self_signed {
+        certificate.publish()?;
     }
     loop {
         let stream = listener
@@ -128,9 +127,9 @@ async fn serve(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("accept: {e}"))?;
         // One task per connection; hyper keeps it alive for as many requests as the client
         // sends. A client that goes away mid-response is that connection's business only.
-        tokio::spawn(async move {
+        sansock_io::context::spawn::<R, _>(async move {
             let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(route))
+                .serve_connection(HyperIo::new(stream), service_fn(route))
                 .await;
         });
     }
