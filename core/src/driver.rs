@@ -49,9 +49,6 @@ pub struct Interest {
 /// cannot hang on a socket no task serves.
 pub struct Driver<D: Send + 'static> {
     shared: Arc<Shared<D>>,
-    /// The counter this socket is referenced in (its context: code run for this socket, such
-    /// as a `connect` in a handler, counts there too).
-    refs: Arc<RefCounter>,
     data: D,
     closed: bool,
 }
@@ -86,7 +83,6 @@ impl<D: Send + 'static> Driver<D> {
         });
         Driver {
             shared,
-            refs: refs.clone(),
             data,
             closed: false,
         }
@@ -137,9 +133,11 @@ impl<D: Send + 'static> Driver<D> {
         }
     }
 
-    /// The ref counter this socket is counted in.
-    pub fn refs(&self) -> &Arc<RefCounter> {
-        &self.refs
+    /// The ref counter this socket is counted in (its context: code run for this socket, such
+    /// as a `connect` in a handler, counts there too); `None` once it closed.
+    pub fn refs(&self) -> Option<Arc<RefCounter>> {
+        let state = self.shared.lock();
+        state.ref_guard.as_ref().map(|g| g.counter().clone())
     }
 
     /// Both ends' addresses.

@@ -136,11 +136,6 @@ impl<D: Send + 'static> ListenerShared<D> {
         }
     }
 
-    /// The ref counter this listener and its sockets are counted in.
-    pub fn refs(&self) -> &Arc<RefCounter> {
-        &self.refs
-    }
-
     /// Whether [`stop`](Self::stop) was called.
     pub fn is_stopped(&self) -> bool {
         self.lock().stopped

@@ -81,13 +81,13 @@ macro_rules! socket_ops {
         /// bytes in the buffer ([`BufferLimit`](WriteError::BufferLimit)): the socket then
         /// closes, `error` and `close` say why, and the peer sees a reset.
         pub fn write(&self, data: &[u8]) -> Result<WriteStatus, WriteError> {
-            self.warn_refused(self.shared().with($wake, |s| s.conn.write(data)))
+            self.log_refused(self.shared().with($wake, |s| s.conn.write(data)))
         }
 
         /// Like [`write`](Self::write) for an owned buffer: large chunks are queued without a
         /// copy.
         pub fn write_bytes(&self, data: Bytes) -> Result<WriteStatus, WriteError> {
-            self.warn_refused(self.shared().with($wake, |s| s.conn.write_bytes(data)))
+            self.log_refused(self.shared().with($wake, |s| s.conn.write_bytes(data)))
         }
 
         /// Bun's `write`: takes as much of `data` as fits under the high-water mark and returns
@@ -95,7 +95,7 @@ macro_rules! socket_ops {
         /// a short count arms. For callers that manage their own queue; most code wants
         /// [`write`](Self::write).
         pub fn try_write(&self, data: &[u8]) -> Result<usize, WriteError> {
-            self.warn_refused(self.shared().with($wake, |s| s.conn.try_write(data)))
+            self.log_refused(self.shared().with($wake, |s| s.conn.try_write(data)))
         }
 
         /// Writes all of `data` (as [`write`](Self::write)), then [`end`](Self::end)s. The
@@ -108,12 +108,12 @@ macro_rules! socket_ops {
                 s.conn.end();
                 written
             });
-            self.warn_refused(written).map(|_| ())
+            self.log_refused(written).map(|_| ())
         }
 
         /// A refused write is logged (at debug: the caller has the typed error too), so code
         /// that drops the result still leaves a trace of the bytes that went nowhere.
-        fn warn_refused<T>(&self, r: Result<T, WriteError>) -> Result<T, WriteError> {
+        fn log_refused<T>(&self, r: Result<T, WriteError>) -> Result<T, WriteError> {
             if let Err(e @ (WriteError::Ended | WriteError::Closed)) = &r {
                 tracing::debug!(remote = %self.shared().addrs.remote, error = %e, "write refused");
             }

@@ -25,7 +25,7 @@ thread_local! {
 /// Runs the socket until it closes; `open` is dispatched first if it was not already.
 pub async fn run<D: Send + 'static, S: Transport, T: Timer>(mut stream: S, mut driver: Driver<D>) {
     // Handlers run in the socket's ref-counting context: a `connect` in one counts there too.
-    let mut context = Some(driver.refs().clone());
+    let mut context = driver.refs();
     crate::context::enter(&mut context, || driver.dispatch());
     let mut timer: Option<(Instant, T)> = None;
     poll_fn(|cx| {
